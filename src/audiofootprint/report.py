@@ -1,0 +1,56 @@
+"""Execute jupytext notebooks with papermill into reports/, with stable bytes, and render HTML.
+
+An executed notebook is normalised before it is written: papermill's timestamps and
+execution metadata are removed and cell ids are numbered, so an unchanged stage that
+runs again writes identical files.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jupytext
+import nbformat
+import papermill
+from nbconvert import HTMLExporter
+
+from audiofootprint import atomic
+
+KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
+def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Drop run-specific metadata (timestamps, durations) and give cells stable ids."""
+    nb.metadata.pop("papermill", None)
+    nb.metadata.pop("widgets", None)
+    for number, cell in enumerate(nb.cells):
+        cell.id = f"cell-{number}"
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("ExecuteTime", None)
+    return nb
+
+
+def render_notebook(source: str | Path, executed: str | Path, html: str | Path | None = None,
+                    parameters: dict | None = None, cwd: str | Path | None = None) -> Path:
+    """Execute the jupytext notebook ``source`` into ``executed`` (and ``html``); return ``executed``.
+
+    Outputs are written atomically: a failing cell leaves the previous outputs untouched and
+    raises papermill's error, which names the cell and shows its traceback.
+    """
+    source, executed = Path(source), Path(executed)
+    if not source.is_file():
+        raise FileNotFoundError(f"notebook source {source} not found")
+    nb = jupytext.read(source)
+    nb.metadata["kernelspec"] = dict(KERNEL)
+    with atomic.atomic_path(executed) as tmp:
+        papermill.execute_notebook(
+            nb, str(tmp), parameters=parameters or {}, kernel_name=KERNEL["name"],
+            cwd=str(cwd) if cwd else None, progress_bar=False,
+        )
+        clean = normalise(nbformat.read(tmp, as_version=4))
+        nbformat.validate(clean)
+        nbformat.write(clean, tmp)
+    if html is not None:
+        body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(executed, as_version=4))
+        atomic.write_text(html, body)
+    return executed

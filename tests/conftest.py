@@ -1,0 +1,41 @@
+"""Shared fixtures: the project root and small hand-made survey tables."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SURVEY_HEADER = [
+    "id", "title", "first_author", "year", "venue", "arxiv_id", "doi", "task_family",
+    "human_rating", "distribution_metric", "signal_metric", "likelihood", "param_count", "flops",
+    "inference_speed", "training_time", "training_hardware", "energy_co2", "evidence", "checked", "notes",
+]
+
+
+def survey_row(id, year=2020, task="neural_vocoder", metrics="1000000000", **overrides) -> dict:
+    """A valid survey row; ``metrics`` gives the ten metric cells in order ('1', '0' or ' ' for empty)."""
+    row = {
+        "id": id, "title": f"Paper {id}", "first_author": "Doe", "year": str(year), "venue": "ICASSP",
+        "arxiv_id": "2001.00001", "doi": "", "task_family": task, "evidence": "Tab. 1",
+        "checked": "full_text", "notes": "",
+    }
+    for name, cell in zip(SURVEY_HEADER[8:18], metrics):
+        row[name] = "" if cell == " " else cell
+    row.update(overrides)
+    return row
+
+
+def write_survey(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=SURVEY_HEADER)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT

@@ -1,0 +1,65 @@
+"""conf/ composes; params.yaml is exactly what it composes to; a stale params.yaml is caught."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from audiofootprint import cli
+from audiofootprint.params import StaleParamsError, check_params, compose_params, render_params, write_params
+
+
+def _choices(root: Path, group: str) -> list[str]:
+    return sorted(p.stem for p in (root / "conf" / group).glob("*.yaml"))
+
+
+def test_committed_params_yaml_is_what_conf_composes_to(root):
+    assert (root / "params.yaml").read_text() == render_params(compose_params(root))
+    check_params(root)
+
+
+def test_every_config_composes(root):
+    groups = [p.name for p in (root / "conf").iterdir() if p.is_dir()]
+    assert {"profile", "survey"} <= set(groups)
+    for group in groups:
+        for choice in _choices(root, group):
+            params = compose_params(root, [f"{group}={choice}"])
+            assert group in params, f"conf/{group}/{choice}.yaml did not compose into key {group}"
+    for profile in ("ci", "default", "paper"):
+        assert compose_params(root, [f"profile={profile}"])["profile"]["name"] == profile
+
+
+@pytest.fixture
+def project(tmp_path, root):
+    shutil.copytree(root / "conf", tmp_path / "conf")
+    write_params(tmp_path)
+    return tmp_path
+
+
+def test_stale_params_stops_with_how_to_fix(project, capsys):
+    survey = project / "conf" / "survey" / "default.yaml"
+    survey.write_text(survey.read_text().replace("first_year: 2016", "first_year: 2018"))
+    with pytest.raises(StaleParamsError, match="make params"):
+        check_params(project)
+    assert cli.main(["--root", str(project), "params", "--check"]) == 2
+    assert "params.yaml is stale" in capsys.readouterr().err
+    write_params(project)
+    check_params(project)
+
+
+def test_overrides_are_recorded_and_rechecked(project):
+    write_params(project, ["profile=ci"])
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    assert params["overrides"] == ["profile=ci"] and params["profile"]["name"] == "ci"
+    check_params(project)  # recomposes with the recorded overrides
+    text = (project / "params.yaml").read_text().replace("name: ci", "name: cx")
+    (project / "params.yaml").write_text(text)
+    with pytest.raises(StaleParamsError, match="profile=ci"):
+        check_params(project)
+
+
+def test_unknown_override_is_an_error(project):
+    with pytest.raises(Exception, match="nonexistent"):
+        compose_params(project, ["profile=nonexistent"])

@@ -1,0 +1,85 @@
+"""The survey stages through DVC in a temporary copy of the project."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: What a temporary copy of the compendium needs to run its pipeline.
+PROJECT_FILES = ["conf", "data", "notebooks", "src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore"]
+
+
+def copy_project(root: Path, dest: Path) -> Path:
+    """Copy the compendium's sources into ``dest`` as a DVC project without git."""
+    for name in PROJECT_FILES:
+        source = root / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif source.exists():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    run(["dvc", "config", "core.no_scm", "true"], dest)
+    return dest
+
+
+def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command from the project's environment (its bin/ first on PATH), offline."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               DVC_NO_ANALYTICS="1")
+    env.pop("MPLBACKEND", None)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory):
+    root = Path(__file__).resolve().parents[1]
+    project = copy_project(root, tmp_path_factory.mktemp("project"))
+    first = run(["dvc", "repro", "survey_report"], project)
+    return project, first
+
+
+def test_survey_stage_outputs_exist_and_parse(reproduced):
+    project, first = reproduced
+    assert "Running stage 'survey'" in first.stdout and "Running stage 'survey_report'" in first.stdout
+    metrics = json.loads((project / "results/survey/metrics.json").read_text())
+    papers = (project / "data/survey/papers.csv").read_text().count("\n") - 1
+    assert metrics["n_papers"] == papers
+    assert 0 <= metrics["share_by_group"]["energy"] <= metrics["share_by_group"]["quality"] <= 1
+    for table in ["family_shares", "group_shares", "shares_by_period", "shares_by_task", "energy_papers"]:
+        assert (project / f"results/survey/tables/{table}.csv").stat().st_size > 0
+    notebook = json.loads((project / "reports/survey.ipynb").read_text())
+    assert not any(o.get("output_type") == "error" for c in notebook["cells"] for o in c.get("outputs", []))
+    assert "image/png" in json.dumps(notebook)
+    html = (project / "reports/survey.html").read_text()
+    assert "What generative audio papers measure" in html and "Finding" in html
+    for figure in ["family_shares", "shares_by_period", "shares_by_task"]:
+        assert (project / f"results/survey/figures/{figure}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_second_repro_does_nothing_and_metrics_show(reproduced):
+    project, _ = reproduced
+    report = (project / "reports/survey.ipynb").read_bytes()
+    second = run(["dvc", "repro", "survey_report"], project)
+    assert "Running stage" not in second.stdout
+    assert (project / "reports/survey.ipynb").read_bytes() == report
+    shown = run(["dvc", "metrics", "show", "--json"], project)
+    assert "share_by_group" in shown.stdout
+
+
+def test_stale_params_stops_the_pipeline(reproduced, tmp_path):
+    project, _ = reproduced
+    copy = tmp_path / "stale"
+    shutil.copytree(project, copy)
+    survey = copy / "conf/survey/default.yaml"
+    survey.write_text(survey.read_text().replace("first_year: 2016", "first_year: 2017"))
+    result = run(["dvc", "repro"], copy, check=False)
+    assert result.returncode != 0
+    assert "params.yaml is stale" in result.stderr + result.stdout
