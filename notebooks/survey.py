@@ -88,7 +88,7 @@ for patch, (_, row) in zip(ax.patches, plot.iterrows()):
     ax.text(row["share"] + 0.01, patch.get_y() + patch.get_height() / 2,
             f"{row['reporting']}/{row['known']}", va="center", fontsize=9)
 ax.set(xlim=(0, 1.1), xlabel="share of papers reporting it", ylabel="")
-ax.legend(title="", loc="lower right")
+ax.legend(title="", loc="upper center", bbox_to_anchor=(0.4, -0.12), ncol=3, frameon=False)
 fig.savefig(figures / "family_shares.png", **SAVE)
 plt.show()
 

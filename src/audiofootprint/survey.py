@@ -34,7 +34,7 @@ TASK_FAMILIES = [
 ]
 VENUES = [
     "ICASSP", "Interspeech", "ISMIR", "DAFx", "NeurIPS", "ICML", "ICLR", "TASLP", "SSW",
-    "EUSIPCO", "SLT", "ASRU", "AAAI", "IJCAI", "ACM MM", "TMLR", "TPAMI", "TACL", "JAES", "SPL", "ACL",
+    "EUSIPCO", "SLT", "ASRU", "AAAI", "IJCAI", "ACM MM", "TMLR", "TPAMI", "TACL", "JSTSP", "JAES", "SPL", "ACL", "NAACL",
     "EMNLP", "arXiv",
 ]
 CHECKED = ["full_text", "abstract", "official_repository", "not_verified"]
