@@ -42,7 +42,7 @@ def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.Complet
 def reproduced(tmp_path_factory):
     root = Path(__file__).resolve().parents[1]
     project = copy_project(root, tmp_path_factory.mktemp("project"))
-    first = run(["dvc", "repro", "survey_report"], project)
+    first = run(["dvc", "repro", "survey_report", "carbon_report"], project)
     return project, first
 
 
@@ -67,7 +67,7 @@ def test_survey_stage_outputs_exist_and_parse(reproduced):
 def test_second_repro_does_nothing_and_metrics_show(reproduced):
     project, _ = reproduced
     report = (project / "reports/survey.ipynb").read_bytes()
-    second = run(["dvc", "repro", "survey_report"], project)
+    second = run(["dvc", "repro", "survey_report", "carbon_report"], project)
     assert "Running stage" not in second.stdout
     assert (project / "reports/survey.ipynb").read_bytes() == report
     shown = run(["dvc", "metrics", "show", "--json"], project)
@@ -83,3 +83,17 @@ def test_stale_params_stops_the_pipeline(reproduced, tmp_path):
     result = run(["dvc", "repro"], copy, check=False)
     assert result.returncode != 0
     assert "params.yaml is stale" in result.stderr + result.stdout
+
+
+def test_carbon_stage_outputs(reproduced):
+    project, first = reproduced
+    assert "Running stage 'training_carbon'" in first.stdout
+    metrics = json.loads((project / "results/carbon/metrics.json").read_text())
+    totals = metrics["total_co2e_kg"]
+    assert 0 < totals["low"] < totals["central"] < totals["high"]
+    estimates = (project / "results/carbon/tables/estimates.csv").read_text().splitlines()
+    assert len(estimates) - 1 == metrics["n_runs_estimated"] >= 15
+    html = (project / "reports/carbon.html").read_text()
+    assert "Quality against training energy" in html and "Sensitivity" in html
+    for figure in ["training_co2e", "co2e_by_year", "quality_training_energy", "sensitivity"]:
+        assert (project / f"results/carbon/figures/{figure}.png").read_bytes()[:4] == b"\x89PNG"

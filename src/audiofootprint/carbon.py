@@ -1,0 +1,414 @@
+"""Energy and CO2e of a training run, estimated from the hardware and time a paper reports.
+
+    energy (kWh)  = devices x power (W) x hours x utilisation x PUE / 1000
+    CO2e (kg)     = energy (kWh) x carbon intensity (g/kWh) / 1000
+
+Every estimate carries the assumptions it used. Carbon intensity by country comes from
+codecarbon's bundled energy-mix table (never retyped here); accelerator power from
+data/carbon/hardware.csv; PUE scenarios from data/carbon/pue.csv. Where a paper does not say
+where it trained, at what utilisation or in what data centre, the study gives low / central /
+high scenarios (conf/carbon).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pandera.pandas as pa
+from codecarbon import __version__ as codecarbon_version
+from codecarbon.input import DataSource
+from pandera.typing import Series
+
+from audiofootprint.data import read_table
+from audiofootprint.survey import TASK_FAMILIES
+
+SCENARIOS = ("low", "central", "high")
+
+
+class UnknownNameError(KeyError):
+    """An accelerator or country the tables do not know; the message lists the known names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An energy and emissions estimate with every assumption behind it."""
+
+    energy_kwh: float
+    co2e_kg: float
+    hours: float
+    count: float
+    power_w: float
+    utilization: float
+    pue: float
+    intensity_g_per_kwh: float
+    sources: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def estimate(hours: float, power_w: float, count: float = 1, utilization: float = 1.0, pue: float = 1.0,
+             intensity_g_per_kwh: float = 0.0, sources: dict | None = None) -> Estimate:
+    """Estimate energy and CO2e of ``count`` devices drawing ``power_w`` each for ``hours``."""
+    for name, value in {"hours": hours, "power_w": power_w, "count": count,
+                        "intensity_g_per_kwh": intensity_g_per_kwh}.items():
+        if value is None or not value >= 0:
+            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    if not 0 < utilization <= 1:
+        raise ValueError(f"utilization must be in (0, 1], got {utilization!r}")
+    if not pue >= 1:
+        raise ValueError(f"pue must be at least 1 (facility energy / IT energy), got {pue!r}")
+    energy_kwh = count * power_w * hours * utilization * pue / 1000
+    return Estimate(
+        energy_kwh=energy_kwh, co2e_kg=energy_kwh * intensity_g_per_kwh / 1000, hours=hours, count=count,
+        power_w=power_w, utilization=utilization, pue=pue, intensity_g_per_kwh=intensity_g_per_kwh,
+        sources=dict(sources or {}),
+    )
+
+
+# --- carbon intensity (codecarbon's data) ---------------------------------------------------
+
+def country_intensities() -> dict[str, dict]:
+    """codecarbon's bundled energy mix by ISO3 code: {code: {name, g_per_kwh, year}}."""
+    mix = DataSource().get_global_energy_mix_data()
+    return {code: {"name": row["country_name"], "g_per_kwh": float(row["carbon_intensity"]),
+                   "year": row.get("year")} for code, row in mix.items()}
+
+
+def world_average_intensity() -> tuple[float, str]:
+    """codecarbon's world-average carbon intensity (g/kWh) and the source it cites."""
+    data = DataSource().get_carbon_intensity_per_source_data()
+    return float(data["world_average"]), f"codecarbon {codecarbon_version} world average ({data['world_average_source']})"
+
+
+def intensity_for(location: str) -> tuple[float, str]:
+    """Carbon intensity (g/kWh) and its source for an ISO3 country code, or ``world``."""
+    if location.lower() == "world":
+        return world_average_intensity()
+    table = country_intensities()
+    code = location.upper()
+    if code not in table:
+        raise UnknownNameError(
+            f"unknown country {location!r}: use 'world' or an ISO 3166 alpha-3 code from codecarbon's "
+            f"energy-mix table: {', '.join(sorted(table))}"
+        )
+    row = table[code]
+    return row["g_per_kwh"], f"codecarbon {codecarbon_version} energy mix, {row['name']} ({code}), {row['year']}"
+
+
+# --- curated tables -------------------------------------------------------------------------
+
+class HardwareSchema(pa.DataFrameModel):
+    """data/carbon/hardware.csv: power of each accelerator, with its source."""
+
+    accelerator: Series[str] = pa.Field(unique=True)
+    vendor: Series[str]
+    power_w: Series[float] = pa.Field(gt=0, le=2000)
+    power_kind: Series[str]
+    source_url: Series[str] = pa.Field(str_matches=r"^(https?://|arXiv:)")
+    notes: Series[str] = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class TrainingRunSchema(pa.DataFrameModel):
+    """data/carbon/training_runs.csv: reported training hardware and duration per model."""
+
+    model_id: Series[str] = pa.Field(unique=True, str_matches=r"^[a-z0-9][a-z0-9_]*$")
+    model: Series[str]
+    year: Series[int] = pa.Field(ge=2010, le=2030)
+    task_family: Series[str] = pa.Field(isin=TASK_FAMILIES)
+    source: Series[str] = pa.Field(str_matches=r"^(arXiv:\d{4}\.\d{4,5}|10\.\d{4,9}/|https?://)")
+    accelerator: Series[str] = pa.Field(nullable=True)
+    accelerator_count: Series[float] = pa.Field(gt=0, nullable=True)
+    training_hours: Series[float] = pa.Field(gt=0, nullable=True)
+    device_hours: Series[float] = pa.Field(gt=0, nullable=True)
+    training_steps: Series[float] = pa.Field(gt=0, nullable=True)
+    seconds_per_step: Series[float] = pa.Field(gt=0, nullable=True)
+    where_stated: Series[str]
+    location_iso3: Series[str] = pa.Field(nullable=True, str_matches=r"^[A-Z]{3}$")
+    notes: Series[str] = pa.Field(nullable=True)
+
+    @pa.dataframe_check(error="leaves a field empty without a note saying why")
+    def gaps_explained(cls, frame: pd.DataFrame) -> Series[bool]:
+        gaps = frame[["accelerator", "accelerator_count", "training_hours", "device_hours"]].isna().any(axis=1)
+        return ~gaps | frame["notes"].notna()
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class PueSchema(pa.DataFrameModel):
+    """data/carbon/pue.csv: power usage effectiveness scenarios, each cited."""
+
+    scenario: Series[str] = pa.Field(unique=True)
+    pue: Series[float] = pa.Field(ge=1, le=3)
+    source: Series[str]
+    where_stated: Series[str]
+    notes: Series[str] = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class EquivalentSchema(pa.DataFrameModel):
+    """data/carbon/equivalents.csv: everyday carbon costs to compare with."""
+
+    item: Series[str] = pa.Field(unique=True)
+    co2e_kg: Series[float] = pa.Field(gt=0)
+    unit: Series[str]
+    source: Series[str]
+    where_stated: Series[str]
+    notes: Series[str] = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class ReferenceCalculationSchema(pa.DataFrameModel):
+    """data/carbon/reference_calculations.csv: published calculations the estimator must reproduce."""
+
+    case: Series[str] = pa.Field(unique=True)
+    source: Series[str]
+    where_stated: Series[str]
+    accelerator: Series[str] = pa.Field(nullable=True)
+    count: Series[float] = pa.Field(gt=0, nullable=True)
+    hours: Series[float] = pa.Field(gt=0, nullable=True)
+    power_w: Series[float] = pa.Field(gt=0, nullable=True)
+    pue: Series[float] = pa.Field(ge=1, nullable=True)
+    intensity_g_per_kwh: Series[float] = pa.Field(ge=0, nullable=True)
+    energy_kwh: Series[float] = pa.Field(gt=0, nullable=True)
+    co2e_kg: Series[float] = pa.Field(gt=0, nullable=True)
+    notes: Series[str] = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class PublishedMosSchema(pa.DataFrameModel):
+    """data/published/mos_ljspeech.csv: MOS reported by papers on LJSpeech copy-synthesis."""
+
+    model: Series[str]
+    mos: Series[float] = pa.Field(ge=1, le=5, nullable=True)
+    ci95: Series[float] = pa.Field(ge=0, nullable=True)
+    dataset: Series[str] = pa.Field(isin=["LJSpeech"])
+    test_condition: Series[str]
+    source: Series[str] = pa.Field(str_matches=r"^arXiv:\d{4}\.\d{4,5}$")
+    where_stated: Series[str]
+    notes: Series[str] = pa.Field(nullable=True)
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+def load_hardware(path: str | Path) -> pd.DataFrame:
+    return read_table(path, HardwareSchema, id_column="accelerator")
+
+
+def load_training_runs(path: str | Path, hardware: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Read training runs; with ``hardware``, also check that every accelerator is known."""
+    runs = read_table(path, TrainingRunSchema, id_column="model_id")
+    if hardware is not None:
+        unknown = runs["accelerator"].notna() & ~runs["accelerator"].isin(hardware["accelerator"])
+        if unknown.any():
+            lines = [f"{path}, line {i + 2} (model_id={row.model_id!r}), column 'accelerator': "
+                     f"{row.accelerator!r} is not in hardware.csv" for i, row in runs[unknown].iterrows()]
+            from audiofootprint.data import TableError
+
+            raise TableError("\n".join(lines) + f"\nKnown accelerators: {', '.join(hardware['accelerator'])}")
+    return runs
+
+
+def load_pue(path: str | Path) -> pd.DataFrame:
+    return read_table(path, PueSchema, id_column="scenario")
+
+
+def load_equivalents(path: str | Path) -> pd.DataFrame:
+    return read_table(path, EquivalentSchema, id_column="item")
+
+
+def load_reference_calculations(path: str | Path) -> pd.DataFrame:
+    return read_table(path, ReferenceCalculationSchema, id_column="case")
+
+
+def load_published_mos(path: str | Path) -> pd.DataFrame:
+    return read_table(path, PublishedMosSchema, id_column="model")
+
+
+def accelerator_power(hardware: pd.DataFrame, name: str) -> tuple[float, str]:
+    """Power (W) of accelerator ``name`` and its source; a clear error lists the known names."""
+    match = hardware[hardware["accelerator"].str.lower() == name.lower()]
+    if match.empty:
+        raise UnknownNameError(
+            f"unknown accelerator {name!r}; known: {', '.join(hardware['accelerator'])} "
+            "(add it to data/carbon/hardware.csv with its spec sheet, or pass --power-w)"
+        )
+    row = match.iloc[0]
+    return float(row["power_w"]), f"{row['accelerator']} {row['power_kind']} {row['power_w']:g} W ({row['source_url']})"
+
+
+# --- training runs --------------------------------------------------------------------------
+
+def device_hours(run: pd.Series) -> tuple[float | None, str]:
+    """Device-hours of a run and how they were obtained (reported or derived), or None."""
+    count = run["accelerator_count"]
+    if pd.notna(run["device_hours"]):
+        return float(run["device_hours"]), "device-hours as reported"
+    if pd.notna(run["training_hours"]) and pd.notna(count):
+        return float(run["training_hours"] * count), "reported hours x device count"
+    if pd.notna(run["training_steps"]) and pd.notna(run["seconds_per_step"]) and pd.notna(count):
+        hours = run["training_steps"] * run["seconds_per_step"] / 3600
+        return float(hours * count), "steps x seconds per step / 3600 x device count"
+    return None, "duration not reported"
+
+
+def run_scenarios(run: pd.Series, hardware: pd.DataFrame, pue: pd.DataFrame, assumptions: dict) -> dict[str, Estimate]:
+    """Low / central / high estimates for one run (``assumptions``: conf/carbon ``scenarios``).
+
+    A location the source states overrides the scenario's intensity; utilisation and PUE are
+    never reported by papers, so they always come from the scenarios.
+    """
+    hours, how = device_hours(run)
+    if hours is None or pd.isna(run["accelerator"]):
+        return {}
+    power, power_source = accelerator_power(hardware, run["accelerator"])
+    result = {}
+    for name in SCENARIOS:
+        scenario = assumptions[name]
+        pue_row = pue.set_index("scenario").loc[scenario["pue"]]
+        location = run["location_iso3"] if pd.notna(run["location_iso3"]) else scenario["location"]
+        intensity, intensity_source = intensity_for(location)
+        result[name] = estimate(
+            hours=hours, power_w=power, count=1, utilization=scenario["utilization"], pue=float(pue_row["pue"]),
+            intensity_g_per_kwh=intensity,
+            sources={"device_hours": how, "power": power_source,
+                     "pue": f"{scenario['pue']} ({pue_row['source']}, {pue_row['where_stated']})",
+                     "intensity": intensity_source + ("" if pd.notna(run["location_iso3"]) else " (assumed)"),
+                     "utilization": scenario["utilization_source"]},
+        )
+    return result
+
+
+def estimate_runs(runs: pd.DataFrame, hardware: pd.DataFrame, pue: pd.DataFrame, assumptions: dict) -> pd.DataFrame:
+    """One row per run with a usable duration: device-hours and energy / CO2e per scenario."""
+    rows = []
+    for _, run in runs.iterrows():
+        scenarios = run_scenarios(run, hardware, pue, assumptions)
+        if not scenarios:
+            continue
+        row = {"model_id": run["model_id"], "model": run["model"], "year": int(run["year"]),
+               "task_family": run["task_family"], "accelerator": run["accelerator"],
+               "device_hours": scenarios["central"].hours, "source": run["source"],
+               "duration_from": scenarios["central"].sources["device_hours"]}
+        for name, est in scenarios.items():
+            row[f"energy_kwh_{name}"] = est.energy_kwh
+            row[f"co2e_kg_{name}"] = est.co2e_kg
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sensitivity(estimates: pd.DataFrame, pue_values: list[float], intensities: dict[str, float],
+                central: dict) -> pd.DataFrame:
+    """Total CO2e (kg) of all runs on a grid of PUE x carbon intensity, and the top run's id.
+
+    Scales the central estimates: CO2e is linear in PUE and intensity, so
+    co2e(p, i) = co2e_central x (p / p_central) x (i / i_central).
+    """
+    rows = []
+    for label, intensity in intensities.items():
+        for pue_value in pue_values:
+            scale = (pue_value / central["pue"]) * (intensity / central["intensity"])
+            co2e = estimates["co2e_kg_central"] * scale
+            rows.append({"intensity_label": label, "intensity_g_per_kwh": intensity, "pue": pue_value,
+                         "total_co2e_kg": float(co2e.sum()),
+                         "top_model": estimates.loc[co2e.idxmax(), "model_id"]})
+    return pd.DataFrame(rows)
+
+
+def relative_mos(mos: pd.DataFrame, links: dict[str, str]) -> pd.DataFrame:
+    """Per linked model: MOS minus its listening test's ground-truth MOS, median over tests.
+
+    MOS from different listening tests are not comparable as such; the gap to the same test's
+    recordings is. Returns model, model_id, n_tests, mos_gap (median), gap_min, gap_max.
+    """
+    truth = mos[mos["model"] == "Ground Truth"].set_index("source")["mos"]
+    rows = []
+    for model, model_id in links.items():
+        tests = mos[(mos["model"] == model) & mos["mos"].notna() & mos["source"].isin(truth.index)]
+        if tests.empty:
+            raise KeyError(f"quality_links in conf/carbon: no MOS with a ground-truth reference for {model!r} "
+                           f"in the published MOS table; known models: {sorted(mos['model'].unique())}")
+        gaps = tests["mos"].to_numpy() - truth.loc[tests["source"]].to_numpy()
+        rows.append({"model": model, "model_id": model_id, "n_tests": len(gaps),
+                     "mos_gap": float(pd.Series(gaps).median()), "gap_min": float(gaps.min()),
+                     "gap_max": float(gaps.max()), "tests": ";".join(tests["source"])})
+    return pd.DataFrame(rows)
+
+
+def write_results(root: str | Path, params: dict) -> dict:
+    """Run the carbon stage: estimates per run, totals, comparisons, sensitivity, quality front."""
+    from audiofootprint import atomic
+    from audiofootprint.pareto import pareto_mask
+
+    root = Path(root)
+    cfg = params["carbon"]
+    hardware = load_hardware(root / cfg["hardware"])
+    runs = load_training_runs(root / cfg["training_runs"], hardware)
+    pue = load_pue(root / cfg["pue"])
+    equivalents = load_equivalents(root / cfg["equivalents"])
+    for name in SCENARIOS:
+        if cfg["scenarios"][name]["pue"] not in set(pue["scenario"]):
+            raise KeyError(f"carbon.scenarios.{name}.pue in conf/carbon: {cfg['scenarios'][name]['pue']!r} "
+                           f"is not a scenario of {cfg['pue']}; known: {', '.join(pue['scenario'])}")
+    estimates = estimate_runs(runs, hardware, pue, cfg["scenarios"])
+    out = root / "results" / "carbon"
+    atomic.write_csv(out / "tables" / "estimates.csv", estimates)
+
+    by_year = estimates.groupby("year")[[f"co2e_kg_{s}" for s in SCENARIOS]].sum().reset_index()
+    atomic.write_csv(out / "tables" / "by_year.csv", by_year)
+
+    missing = [item for item in cfg["comparisons"] if item not in set(equivalents["item"])]
+    if missing:
+        raise KeyError(f"carbon.comparisons in conf/carbon names items not in {cfg['equivalents']}: {missing}")
+    comparisons = equivalents.set_index("item").loc[cfg["comparisons"]].reset_index()
+    atomic.write_csv(out / "tables" / "comparisons.csv", comparisons)
+
+    central = {"pue": float(pue.set_index("scenario").loc[cfg["scenarios"]["central"]["pue"], "pue"]),
+               "intensity": intensity_for(cfg["scenarios"]["central"]["location"])[0]}
+    intensities = {loc: intensity_for(loc)[0] for loc in cfg["sensitivity"]["locations"]}
+    grid = sensitivity(estimates, cfg["sensitivity"]["pue"], intensities, central)
+    atomic.write_csv(out / "tables" / "sensitivity.csv", grid)
+
+    quality = relative_mos(load_published_mos(root / cfg["published_mos"]), cfg["quality_links"])
+    quality = quality.merge(estimates[["model_id", "energy_kwh_low", "energy_kwh_central", "energy_kwh_high"]],
+                            on="model_id", how="inner")
+    quality["pareto"] = pareto_mask(quality, {"energy_kwh_central": "min", "mos_gap": "max"}).to_numpy()
+    atomic.write_csv(out / "tables" / "quality_energy.csv", quality)
+
+    top = estimates.loc[estimates["co2e_kg_central"].idxmax()]
+    totals = {s: round(float(estimates[f"co2e_kg_{s}"].sum()), 1) for s in SCENARIOS}
+    flight = comparisons.set_index("item")["co2e_kg"].get("air_travel_1_passenger_Paris_NewYork_roundtrip")
+    metrics = {
+        "n_runs_curated": int(len(runs)),
+        "n_runs_estimated": int(len(estimates)),
+        "total_co2e_kg": totals,
+        "total_energy_kwh": {s: round(float(estimates[f"energy_kwh_{s}"].sum()), 1) for s in SCENARIOS},
+        "median_run_co2e_kg_central": round(float(estimates["co2e_kg_central"].median()), 2),
+        "largest_run": {"model_id": top["model_id"], "co2e_kg_central": round(float(top["co2e_kg_central"]), 1)},
+        "pareto_quality_training_energy": sorted(quality.loc[quality["pareto"], "model_id"]),
+    }
+    if flight:
+        metrics["total_central_in_paris_newyork_roundtrips"] = round(totals["central"] / float(flight), 2)
+    atomic.write_json(out / "metrics.json", metrics)
+    return metrics
