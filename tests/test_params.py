@@ -22,10 +22,13 @@ def test_committed_params_yaml_is_what_conf_composes_to(root):
 
 def test_every_config_composes(root):
     groups = [p.name for p in (root / "conf").iterdir() if p.is_dir()]
-    assert {"profile", "survey"} <= set(groups)
+    assert {"profile", "survey", "carbon", "energy", "vocoder"} <= set(groups)
+    defaults = compose_params(root)
     for group in groups:
         for choice in _choices(root, group):
-            params = compose_params(root, [f"{group}={choice}"])
+            # groups outside the root defaults list (vocoder) are added with '+'
+            override = f"{group}={choice}" if group in defaults else f"+{group}={choice}"
+            params = compose_params(root, [override])
             assert group in params, f"conf/{group}/{choice}.yaml did not compose into key {group}"
     for profile in ("ci", "default", "paper"):
         assert compose_params(root, [f"profile={profile}"])["profile"]["name"] == profile

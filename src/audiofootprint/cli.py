@@ -85,6 +85,120 @@ def _cmd_carbon(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zoo_rows(root: str) -> list[dict]:
+    from audiofootprint.energy.static import parameter_count, serialized_bytes
+    from audiofootprint.vocoders import zoo
+
+    rows = []
+    for name, entry in zoo.load_zoo(root).items():
+        model = zoo.build(entry)
+        params = parameter_count(model)
+        rows.append({"name": name, "family": entry.family, "params": params,
+                     "official_params": entry.official_params,
+                     "params_vs_official": (params / entry.official_params - 1) if entry.official_params else 0.0,
+                     "official_params_source": entry.official_params_source,
+                     "size_bytes": serialized_bytes(model), "mel": model.mel.as_dict(),
+                     "target": entry.model._target_})
+    return rows
+
+
+def _cmd_zoo(args: argparse.Namespace) -> int:
+    import json
+
+    rows = _zoo_rows(args.root)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<18} {'family':<18} {'params':>12} {'official':>12} {'diff':>7} {'size MB':>8}  "
+          f"{'sr':>6} {'n_fft':>5} {'hop':>4} {'mels':>4} {'fmin':>5} {'fmax':>6}")
+    for r in rows:
+        m = r["mel"]
+        fmax = "nyq" if m["f_max"] is None else f"{m['f_max']:g}"
+        print(f"{r['name']:<18} {r['family']:<18} {r['params']:>12,} {r['official_params']:>12,.0f} "
+              f"{r['params_vs_official']:>+7.2%} {r['size_bytes'] / 1e6:>8.1f}  {m['sample_rate']:>6} "
+              f"{m['n_fft']:>5} {m['hop_length']:>4} {m['n_mels']:>4} {m['f_min']:>5g} {fmax:>6}")
+    print(f"{len(rows)} configurations in conf/vocoder/ (official counts and sources: --json)")
+    return 0
+
+
+def _cmd_measure(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from audiofootprint.energy import MeasureSettings, TrackerSettings
+    from audiofootprint.energy.cost import measure_vocoder, synthetic_mel
+    from audiofootprint.params import compose_params
+    from audiofootprint.vocoders import zoo
+
+    params = compose_params(args.root, [f"profile={args.profile}"])
+    profile, energy = params["profile"], params["energy"]
+    entries = zoo.load_zoo(args.root)
+    if args.vocoder not in entries:
+        raise KeyError(f"unknown vocoder {args.vocoder!r}; configured: {', '.join(entries)}")
+    torch.manual_seed(profile["seed"])
+    torch.set_num_threads(profile["torch_threads"])
+    model = zoo.build(entries[args.vocoder])
+    weights = "random initialisation (compute does not depend on weight values)"
+    if args.checkpoint:
+        model.from_checkpoint(args.checkpoint)
+        weights = f"checkpoint {args.checkpoint}"
+    measure_cfg = dict(profile["measure"])
+    seconds = measure_cfg.pop("audio_seconds")
+    tracker = TrackerSettings(**{**energy, "output_dir": str(Path(args.root) / energy["output_dir"])})
+    device = profile["device"] if (profile["device"] == "cpu" or torch.cuda.is_available()) else "cpu"
+    result = measure_vocoder(model, synthetic_mel(model, seconds, profile["seed"]), label=args.vocoder,
+                             settings=MeasureSettings(**measure_cfg), tracker_settings=tracker, device=device,
+                             seed=profile["seed"])
+    result["weights"] = weights
+    result["input"] = "synthetic log-mel (fixed seed); content does not change a vocoder's compute"
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(format_measurement(result))
+    return 0
+
+
+def format_measurement(result: dict) -> str:
+    """A readable table of one vocoder measurement (the output of measure_vocoder)."""
+    m = result["measurement"]
+    s = m["summary"]
+    hw = m["hardware"]
+
+    def med(d, scale=1.0, fmt=".4g"):
+        return f"{d['median'] * scale:{fmt}} (IQR {d['q1'] * scale:{fmt}} to {d['q3'] * scale:{fmt}}, n={d['n']})"
+
+    lines = [
+        f"vocoder            {result['label']}  ({result['params']:,} parameters, "
+        f"{result['size_bytes'] / 1e6:.1f} MB on disk, weights: {result.get('weights', 'n/a')})",
+        f"input              {m['audio_seconds']:.3f} s of audio per call ({m['samples']:,} samples, "
+        f"{result['mel_settings']['sample_rate']} Hz)",
+        f"hardware           {hw['cpu_model']} x{hw['cpu_count']:g}, GPU: {hw['gpu_model'] or 'none'}, "
+        f"{hw['ram_total_gb']:.1f} GB RAM, torch threads {result['torch_threads']}, device {m['device']}",
+        f"method             CPU: {m['methods']['cpu']}; GPU: {m['methods']['gpu']}; RAM: {m['methods']['ram']}",
+        f"location           {hw['country_iso3']}, PUE {hw['pue']:g}, codecarbon {hw['codecarbon_version']} "
+        f"offline tracker, {hw['tracking_mode']} mode",
+        f"repetitions        {m['settings']['warmup']} warm-up, {len(m['windows'])} windows of >= "
+        f"{m['settings']['min_window_s']:g} s ({sum(w['calls'] for w in m['windows'])} calls), "
+        f"{len(m['idle'])} idle window(s)",
+        f"wall time / call   {med(s['per_call']['wall_s'], 1e3)} ms",
+        f"CPU time / call    {med(s['per_call']['cpu_s'], 1e3)} ms",
+        f"real-time factor   {med(s['real_time_factor'])}",
+        f"samples / s        {med(s['samples_per_s'], fmt=',.0f')}",
+        f"energy / call      {med(s['per_call']['energy_j'])} J  (CPU {s['per_call']['cpu_j']['median']:.4g}, "
+        f"GPU {s['per_call']['gpu_j']['median']:.4g}, RAM {s['per_call']['ram_j']['median']:.4g})",
+        f"energy / audio s   {med(s['energy_j_per_audio_s'])} J gross, "
+        f"{s['net_energy_j_per_audio_s']['median']:.4g} J net of idle ({s['energy_kwh_per_audio_s']:.3g} kWh gross)",
+        f"idle power         {sum(s['idle_power_w'].values()):.3g} W (CPU {s['idle_power_w']['cpu']:.3g}, "
+        f"RAM {s['idle_power_w']['ram']:.3g}, GPU {s['idle_power_w']['gpu']:.3g}); mean power under load "
+        f"{s['mean_power_w']:.3g} W",
+        f"CO2e / call        {med(s['per_call']['co2e_kg'], 1e3)} g",
+        f"FLOPs / audio s    {result['flops_per_audio_s'] / 1e9:.3g} GFLOP ({result['flops_method']})",
+        f"peak memory / call {result['peak_memory']['bytes'] / 1e6:.1f} MB ({result['peak_memory']['method']})",
+    ]
+    return "\n".join(lines)
+
+
 def _cmd_notebook(args: argparse.Namespace) -> int:
     from audiofootprint import params, report
 
@@ -130,6 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_carbon)
 
+    p = sub.add_parser("zoo", help="list every configured vocoder with its parameters, size and mel settings")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=_cmd_zoo)
+
+    p = sub.add_parser("measure", help="measure one vocoder's time, energy and static costs on this machine")
+    p.add_argument("vocoder", help="a configuration name of conf/vocoder/ (see `audiofootprint zoo`)")
+    p.add_argument("--profile", default="default", help="measurement budget: ci, default or paper")
+    p.add_argument("--checkpoint", help="weights to load (torch.load with weights_only=True)")
+    p.add_argument("--json", action="store_true", help="print the full measurement as JSON")
+    p.set_defaults(func=_cmd_measure)
+
     p = sub.add_parser("notebook", help="execute notebooks/NAME.py into reports/NAME.ipynb and .html")
     p.add_argument("name", choices=NOTEBOOKS)
     p.set_defaults(func=_cmd_notebook)
@@ -140,11 +265,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `audiofootprint` console script."""
     from audiofootprint.data import TableError
     from audiofootprint.params import StaleParamsError
+    from audiofootprint.vocoders.zoo import ConfigError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (TableError, StaleParamsError, FileNotFoundError, KeyError, ValueError) as error:
+    except (TableError, StaleParamsError, ConfigError, FileNotFoundError, KeyError, ValueError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"audiofootprint {args.command}: error: {message}", file=sys.stderr)
         return 2

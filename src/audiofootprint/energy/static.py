@@ -1,0 +1,66 @@
+"""Static costs of a model: parameters, size on disk, FLOPs per call, peak memory of a call."""
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    """Number of parameters (trainable or not)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def serialized_bytes(model: torch.nn.Module) -> int:
+    """Size of ``torch.save(model.state_dict())``, the checkpoint a user would ship."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.tell()
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """Floating-point operations of one call, counted by torch's FLOP counter.
+
+    The counter knows matrix products and convolutions (where nearly all of a vocoder's work
+    is); element-wise operations are not counted, so this is a lower bound.
+    """
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _status_kib(field: str) -> int:
+    match = re.search(rf"^{field}:\s+(\d+) kB", _STATUS.read_text(), re.MULTILINE)
+    if not match:
+        raise RuntimeError(f"{field} not found in {_STATUS}")
+    return int(match.group(1))
+
+
+def peak_memory_bytes(fn: Callable[[], object], device: str = "cpu") -> dict:
+    """Peak memory one call adds above what was resident before it.
+
+    CPU: Linux's resident-set high-water mark (VmHWM), reset before the call through
+    /proc/self/clear_refs. CUDA: torch's peak allocated memory. Returns the bytes and the method.
+    """
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return {"bytes": int(torch.cuda.max_memory_allocated() - before),
+                "method": "torch.cuda.max_memory_allocated"}
+    if not _CLEAR_REFS.exists():
+        return {"bytes": None, "method": "not available (needs Linux /proc)"}
+    _CLEAR_REFS.write_text("5")  # reset the peak resident set size to the current one
+    before = _status_kib("VmRSS")
+    fn()
+    return {"bytes": int((_status_kib("VmHWM") - before) * 1024), "method": "Linux VmHWM above VmRSS"}

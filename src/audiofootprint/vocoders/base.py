@@ -1,0 +1,98 @@
+"""The one interface every vocoder in the zoo follows.
+
+A vocoder maps a mel-spectrogram ``[batch, n_mels, frames]`` to a waveform
+``[batch, frames * hop_length]``. It carries the mel settings it expects so that
+features can be computed for it (see :class:`MelSettings`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class MelSettings:
+    """Mel-spectrogram analysis a vocoder was designed for."""
+
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    win_length: int = 1024
+    hop_length: int = 256
+    n_mels: int = 80
+    f_min: float = 0.0
+    f_max: float | None = 8000.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_mel(mel: MelSettings | Mapping | None, default: MelSettings) -> MelSettings:
+    """The mel settings a model is built for.
+
+    ``None`` gives the model's own ``default``; a mapping (a dict, or a Hydra ``DictConfig``)
+    overrides fields of that default, so a partial mapping such as ``{"n_mels": 100}`` keeps
+    the model's other settings.
+    """
+    if mel is None:
+        return default
+    if isinstance(mel, MelSettings):
+        return mel
+    if isinstance(mel, Mapping):
+        return dataclasses.replace(default, **{str(k): v for k, v in mel.items()})
+    raise TypeError(f"mel must be MelSettings, a mapping or None, not {type(mel).__name__}")
+
+
+class Vocoder(nn.Module):
+    """Base class: subclasses implement :meth:`forward` (mel -> waveform).
+
+    Subclasses pass ``resolve_mel(mel, THEIR_DEFAULT)``; a bare ``Vocoder`` resolves ``mel``
+    against :class:`MelSettings`' defaults.
+    """
+
+    def __init__(self, mel: MelSettings | Mapping | None = None):
+        super().__init__()
+        self.mel = resolve_mel(mel, MelSettings())
+
+    @property
+    def hop_length(self) -> int:
+        return self.mel.hop_length
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def for_inference(self) -> "Vocoder":
+        """Fold weight normalisation into plain weights (as official inference scripts do); eval mode.
+
+        The function is unchanged; the re-parametrisation that only helps training is removed.
+        """
+        from torch.nn.utils import parametrize
+
+        for module in self.modules():
+            if parametrize.is_parametrized(module, "weight"):
+                parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+            elif hasattr(module, "weight_g") and hasattr(module, "weight_v"):
+                torch.nn.utils.remove_weight_norm(module)
+        return self.eval()
+
+    def num_params(self) -> int:
+        """Number of parameters (all, trainable or not)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def state_dict_for_checkpoint(self) -> dict:
+        """The state dict written to checkpoints; override to follow an official layout."""
+        return self.state_dict()
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        """Load a state dict in this model's checkpoint layout."""
+        self.load_state_dict(state)
+
+    def from_checkpoint(self, path: str | Path) -> "Vocoder":
+        """Load weights from ``path`` (read with ``weights_only=True``) and return self."""
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+        self.load_checkpoint_state(state)
+        return self

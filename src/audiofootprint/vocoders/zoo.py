@@ -1,0 +1,107 @@
+"""The vocoder zoo: one Hydra config file per model in conf/vocoder/, built on demand.
+
+Each file holds the model's metadata and, under ``model``, the ``_target_`` class and its
+hyperparameters::
+
+    family: HiFi-GAN
+    official_params: 13.92e6            # as published
+    official_params_source: arXiv:2010.05646, Table 1
+    model:
+      _target_: audiofootprint.vocoders.hifigan.HiFiGAN
+      upsample_rates: [8, 8, 2, 2]
+      ...
+
+Bad configuration (a missing key, a ``_target_`` that cannot be imported, a parameter the
+class does not take, mel settings that do not fit the corpus) raises :class:`ConfigError`
+naming the file and the key.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from audiofootprint.vocoders.base import MelSettings, Vocoder
+
+REQUIRED = ("family", "official_params", "official_params_source", "model")
+
+
+class ConfigError(ValueError):
+    """A vocoder configuration that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One configured vocoder: its name (the file's stem), file, metadata and model config."""
+
+    name: str
+    path: Path
+    family: str
+    official_params: float
+    official_params_source: str
+    model: DictConfig
+
+
+def config_paths(root: str | Path) -> dict[str, Path]:
+    """Every vocoder configuration under ``root/conf/vocoder``, by name, sorted."""
+    folder = Path(root) / "conf" / "vocoder"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} not found: is {root} the project root?")
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def load_entry(path: str | Path) -> ZooEntry:
+    """Read and check one vocoder configuration file."""
+    path = Path(path)
+    cfg = OmegaConf.load(path)
+    missing = [key for key in REQUIRED if key not in cfg]
+    if missing:
+        raise ConfigError(f"{path}: missing key(s) {', '.join(missing)} (required: {', '.join(REQUIRED)})")
+    if "_target_" not in cfg.model:
+        raise ConfigError(f"{path}: missing key model._target_ (the vocoder class to build)")
+    return ZooEntry(name=path.stem, path=path, family=str(cfg.family),
+                    official_params=float(cfg.official_params),
+                    official_params_source=str(cfg.official_params_source), model=cfg.model)
+
+
+def load_zoo(root: str | Path) -> dict[str, ZooEntry]:
+    """All configured vocoders of the project at ``root``."""
+    return {name: load_entry(path) for name, path in config_paths(root).items()}
+
+
+def build(entry: ZooEntry, **overrides) -> Vocoder:
+    """Instantiate the vocoder of ``entry`` (``overrides`` replace model keys, e.g. ``mel``)."""
+    cfg = OmegaConf.merge(entry.model, overrides) if overrides else entry.model
+    target = cfg._target_
+    try:
+        model = instantiate(cfg, _convert_="all")
+    except InstantiationException as error:
+        text = str(error)
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", text)
+        missing = re.search(r"missing \d+ required (?:positional |keyword-only )?arguments?: (.+)", text)
+        if unexpected:
+            raise ConfigError(f"{entry.path}: model.{unexpected.group(1)} is not a parameter of {target}; "
+                              "remove it or fix its name") from None
+        if missing:
+            raise ConfigError(f"{entry.path}: {target} needs model.{missing.group(1)}; add it") from None
+        if "Error locating target" in text or "Could not import" in text or "not a callable" in text:
+            raise ConfigError(f"{entry.path}: model._target_ '{target}' cannot be imported; give the full "
+                              "dotted path of a Vocoder class (e.g. audiofootprint.vocoders.hifigan.HiFiGAN)") from None
+        raise ConfigError(f"{entry.path}: building {target} failed: {text}") from None
+    if not isinstance(model, Vocoder):
+        raise ConfigError(f"{entry.path}: model._target_ '{target}' built a {type(model).__name__}, "
+                          "not an audiofootprint.vocoders.base.Vocoder")
+    return model
+
+
+def check_mel(entry: ZooEntry, model: Vocoder, expected: MelSettings) -> None:
+    """Raise :class:`ConfigError` if the model's mel settings differ from the corpus' ``expected``."""
+    have, want = model.mel.as_dict(), expected.as_dict()
+    wrong = {k: (have[k], want[k]) for k in want if have[k] != want[k]}
+    if wrong:
+        details = "; ".join(f"model.mel.{k} is {v[0]!r}, the corpus needs {v[1]!r}" for k, v in wrong.items())
+        raise ConfigError(f"{entry.path}: mel settings do not fit the corpus: {details}")
