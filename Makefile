@@ -13,7 +13,7 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: repro test test-slow params lab lock clean-venv
+.PHONY: repro test test-slow params corpus-source lab lock clean-venv
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,12 +26,22 @@ params: $(VENV)/.installed
 	$(BIN)/audiofootprint params --write $(PARAMS_OVERRIDES)
 
 ## Reproduce every result: compose the parameters, then run the DVC pipeline.
-repro: params
+repro: params corpus-source
 	$(BIN)/dvc repro
 	$(BIN)/dvc metrics show
 
+## The corpus' recordings: install its Debian package when missing (as root), else say how.
+corpus-source: params
+	@read -r dir pkg < <($(BIN)/python -c "import yaml; c = yaml.safe_load(open('params.yaml'))['corpus']; \
+	  print(c['source_dir'], c.get('debian_package') or '-')"); \
+	if [ -d "$$dir" ]; then exit 0; fi; \
+	if [ "$$pkg" = "-" ]; then echo "corpus.source_dir $$dir does not exist: point it at your copy (see conf/corpus/)"; exit 1; fi; \
+	if [ "$$(id -u)" = 0 ]; then echo "installing $$pkg (corpus recordings)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg; \
+	else echo "The corpus needs Debian's $$pkg. Run: sudo apt-get install $$pkg"; exit 1; fi
+
 ## Run the tests (slow end-to-end runs excluded: see test-slow).
-test: $(VENV)/.installed
+test: $(VENV)/.installed corpus-source
 	$(BIN)/python -m pytest
 
 test-slow: $(VENV)/.installed

@@ -97,3 +97,46 @@ def test_carbon_stage_outputs(reproduced):
     assert "Quality against training energy" in html and "Sensitivity" in html
     for figure in ["training_co2e", "co2e_by_year", "quality_training_energy", "sensitivity"]:
         assert (project / f"results/carbon/figures/{figure}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+BENCHMARK_MODELS = ["griffinlim_32", "hifigan_v3", "melgan"]
+
+
+@pytest.fixture(scope="module")
+def benchmarked(tmp_path_factory):
+    """The whole benchmark, corpus to Pareto notebook, on the ci profile for three models."""
+    from audiofootprint.corpus import ALLISON_DIR
+
+    if not ALLISON_DIR.is_dir():
+        pytest.skip(f"{ALLISON_DIR} missing: `make test` installs asterisk-core-sounds-en-g722 when run as root")
+    root = Path(__file__).resolve().parents[1]
+    project = copy_project(root, tmp_path_factory.mktemp("bench"))
+    run(["audiofootprint", "params", "--write", "profile=ci", f"benchmark.models=[{','.join(BENCHMARK_MODELS)}]"],
+        project)
+    first = run(["dvc", "repro", "benchmark_report"], project)
+    return project, first
+
+
+def test_benchmark_runs_every_stage_for_three_models(benchmarked):
+    project, first = benchmarked
+    for name in BENCHMARK_MODELS:
+        assert f"Running stage 'benchmark@{name}'" in first.stdout
+        metrics = json.loads((project / f"results/benchmark/{name}/metrics.json").read_text())
+        assert metrics["energy_j_per_audio_s"]["median"] > 0 and metrics["real_time_factor"]["median"] > 0
+        assert 1.0 <= metrics["quality"]["pesq"]["mean"] <= 4.65
+        assert list((project / f"results/benchmark/{name}/audio").glob("*.synthesis.wav"))
+    for name in ["hifigan_v3", "melgan"]:
+        record = json.loads((project / f"results/models/{name}/training.json").read_text())
+        assert record["steps"] > 0 and record["energy_kwh"] > 0
+    summary = json.loads((project / "results/benchmark_summary/metrics.json").read_text())
+    assert set(summary["pareto_inference"]) <= set(BENCHMARK_MODELS) and summary["pareto_inference"]
+    html = (project / "reports/benchmark.html").read_text()
+    assert "Efficiency" in html and "Pareto front" in html
+    shown = run(["dvc", "metrics", "show", "--json"], project).stdout
+    assert "energy_j_per_audio_s" in shown and "most_efficient" in shown  # DVC shows numbers and strings, not lists
+
+
+def test_benchmark_second_repro_does_nothing(benchmarked):
+    project, _ = benchmarked
+    second = run(["dvc", "repro", "benchmark_report"], project)
+    assert "Running stage" not in second.stdout

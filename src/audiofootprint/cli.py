@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 #: Notebooks the `notebook` sub-command renders, by name (notebooks/NAME.py -> reports/NAME.*).
-NOTEBOOKS = ("survey", "carbon")
+NOTEBOOKS = ("survey", "carbon", "benchmark")
 
 
 def _cmd_params(args: argparse.Namespace) -> int:
@@ -199,6 +199,78 @@ def format_measurement(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _cmd_corpus(args: argparse.Namespace) -> int:
+    from audiofootprint import params
+    from audiofootprint.benchmark import CORPUS_DIR
+    from audiofootprint.corpus import build_corpus, summary
+
+    params.check_params(args.root)
+    cfg = params.load_params(args.root)["corpus"]
+    if cfg["source_dir"] in (None, "???"):
+        raise ValueError(f"corpus.source_dir is not set for corpus {cfg['name']!r}: set it in conf/corpus/"
+                         f"{cfg['name']}.yaml or with PARAMS_OVERRIDES='corpus.source_dir=/path/to/recordings'")
+    result = build_corpus(cfg["source_dir"], Path(args.root) / CORPUS_DIR, int(cfg["sample_rate"]),
+                          min_seconds=float(cfg["min_seconds"]), loudness_lufs=float(cfg["loudness_lufs"]),
+                          split=tuple(cfg["split"]), include=cfg.get("include"), progress=True)
+    print(summary(result.manifest).to_string())
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from audiofootprint import params
+    from audiofootprint.benchmark import train_model
+
+    params.check_params(args.root)
+    record = train_model(args.root, args.vocoder, params.load_params(args.root))
+    print(f"trained {args.vocoder}: {record.get('steps', 0)} steps, {record.get('seconds', 0):.1f} s, "
+          f"{record.get('energy_kwh', 0) * 3.6e6:.1f} J ({record.get('objective')})")
+    return 0
+
+
+def _cmd_recordings(args: argparse.Namespace) -> int:
+    from audiofootprint import params
+    from audiofootprint.benchmark import score_recordings
+
+    params.check_params(args.root)
+    metrics = score_recordings(args.root, params.load_params(args.root))
+    print("recordings: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in metrics.items()))
+    return 0
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from audiofootprint import params
+    from audiofootprint.benchmark import run_model, summarise
+
+    params.check_params(args.root)
+    loaded = params.load_params(args.root)
+    if args.vocoder == "summary":
+        metrics = summarise(args.root, loaded)
+        print(f"benchmark: Pareto front (quality vs inference energy): {', '.join(metrics['pareto_inference'])}; "
+              f"most efficient: {metrics['most_efficient']}; best quality: {metrics['best_quality']}")
+        return 0
+    if args.vocoder not in loaded["benchmark"]["models"]:
+        raise KeyError(f"{args.vocoder!r} is not in benchmark.models of params.yaml "
+                       f"({', '.join(loaded['benchmark']['models'])})")
+    metrics = run_model(args.root, args.vocoder, loaded)
+    print(f"{args.vocoder}: {metrics['energy_j_per_audio_s']['median']:.3g} J per audio second, "
+          f"RTF {metrics['real_time_factor']['median']:.3g}, "
+          + ", ".join(f"{k} {v['mean']:.3f}" for k, v in metrics["quality"].items()))
+    return 0
+
+
+def _cmd_model_report(args: argparse.Namespace) -> int:
+    from audiofootprint import params, report
+
+    params.check_params(args.root)
+    root = Path(args.root).resolve()
+    executed = report.render_notebook(
+        root / "notebooks" / "vocoder.py", root / "reports" / "vocoders" / f"{args.vocoder}.ipynb",
+        root / "reports" / "vocoders" / f"{args.vocoder}.html", parameters={"root": str(root), "model": args.vocoder},
+        cwd=root)
+    print(f"rendered {executed.relative_to(root)}")
+    return 0
+
+
 def _cmd_notebook(args: argparse.Namespace) -> int:
     from audiofootprint import params, report
 
@@ -254,6 +326,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="weights to load (torch.load with weights_only=True)")
     p.add_argument("--json", action="store_true", help="print the full measurement as JSON")
     p.set_defaults(func=_cmd_measure)
+
+    p = sub.add_parser("corpus", help="corpus stage: decode, normalise and split the speech recordings")
+    p.set_defaults(func=_cmd_corpus)
+
+    p = sub.add_parser("train", help="train stage: train one vocoder under the profile's budget, energy counted")
+    p.add_argument("vocoder")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("recordings", help="score the test recordings themselves (the quality ceiling)")
+    p.set_defaults(func=_cmd_recordings)
+
+    p = sub.add_parser("benchmark", help="benchmark stage: quality and inference cost of one vocoder, or `summary`")
+    p.add_argument("vocoder", help="a model of benchmark.models, or `summary` for the fronts and efficiency")
+    p.set_defaults(func=_cmd_benchmark)
+
+    p = sub.add_parser("model-report", help="render the per-model notebook into reports/vocoders/NAME.html")
+    p.add_argument("vocoder")
+    p.set_defaults(func=_cmd_model_report)
 
     p = sub.add_parser("notebook", help="execute notebooks/NAME.py into reports/NAME.ipynb and .html")
     p.add_argument("name", choices=NOTEBOOKS)

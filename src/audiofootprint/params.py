@@ -32,6 +32,13 @@ def compose_params(root: str | Path, overrides: list[str] | tuple[str, ...] = ()
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         cfg = compose(config_name="config", overrides=list(overrides))
     params = OmegaConf.to_container(cfg, resolve=True)
+    if "benchmark" in params:
+        # DVC's foreach needs the models spelled out: `all` becomes every conf/vocoder file.
+        from audiofootprint.vocoders.zoo import plan_models
+
+        plan = plan_models(root, params["benchmark"]["models"])
+        params["benchmark"]["models"] = plan
+        params["benchmark"]["training"] = sorted({entry["trained_by"] for entry in plan.values()})
     params["overrides"] = list(overrides)
     return params
 

@@ -94,6 +94,13 @@ class _Invertible1x1(nn.Module):
         with torch.no_grad():
             self.conv.weight.copy_(q.unsqueeze(-1))
 
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training direction: ``(W x, log|det W| * batch * steps)`` (the official ``log_det_W``)."""
+        batch, _, steps = x.shape
+        w = self.conv.weight.squeeze(-1)
+        log_det = torch.linalg.slogdet(w)[1] * (batch * steps)
+        return self.conv(x), log_det
+
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
         w = self.conv.weight.squeeze(-1)
         w_inv = torch.linalg.inv(w.double()).to(z.dtype)  # tiny (<= 8x8), fresh each call
@@ -171,6 +178,47 @@ class WaveGlow(Vocoder):
                 z = torch.cat([early, z], dim=1)
         # [B, n_group, T/g] -> [B, T]: sample index = step * n_group + channel
         return z.transpose(1, 2).reshape(b, -1)
+
+    def flow_forward(self, audio: torch.Tensor, mel: torch.Tensor
+                     ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """The flow in the training direction (NVIDIA/waveglow ``WaveGlow.forward``).
+
+        ``audio [B, T]`` and its ``mel [B, n_mels, frames]`` (``T = frames * hop``; a longer
+        ``audio`` is cut to that) give ``(z, log_s_list, log_det_W_list)``: ``z [B, n_group,
+        T / n_group]`` (the early outputs first, then the last flow's output), the log-scales of
+        every affine coupling and ``log|det W| * B * T / n_group`` of every invertible 1x1
+        convolution, from which the negative log-likelihood is
+        ``sum(z**2) / (2 sigma**2) - sum(log_s) - sum(log_det_W)`` (training uses sigma 1.0).
+        :meth:`forward` (sampling) inverts exactly this map.
+
+        The module is the inference graph, without the weight normalisation the official
+        training reparametrises its coupling networks with; training it as it is optimises the
+        same function over plain weights (a different parametrisation, not a different model).
+        """
+        cond = self._grouped_condition(mel)
+        b, _, steps = cond.shape
+        g = self.n_group
+        if audio.shape[-1] < steps * g:
+            raise ValueError(f"audio has {audio.shape[-1]} samples, the mel needs {steps * g}")
+        # [B, T] -> [B, T/g, g] -> [B, g, T/g]: channel c of step s is sample s * g + c
+        x = audio[:, : steps * g].reshape(b, steps, g).transpose(1, 2)
+        early: list[torch.Tensor] = []
+        log_s_list: list[torch.Tensor] = []
+        log_det_list: list[torch.Tensor] = []
+        for k in range(self.n_flows):
+            if k > 0 and k % self.n_early_every == 0:
+                early.append(x[:, : self.n_early_size])
+                x = x[:, self.n_early_size:]
+            x, log_det = self.convinv[k](x)
+            log_det_list.append(log_det)
+            half = x.shape[1] // 2
+            xa, xb = x[:, :half], x[:, half:]
+            out = self.WN[k](xa, cond)
+            shift, log_s = out[:, :half], out[:, half:]
+            xb = torch.exp(log_s) * xb + shift
+            log_s_list.append(log_s)
+            x = torch.cat([xa, xb], dim=1)
+        return torch.cat(early + [x], dim=1), log_s_list, log_det_list
 
     def load_checkpoint_state(self, state: dict) -> None:
         """Load our state dict or an official-layout one (weight norm pairs allowed)."""

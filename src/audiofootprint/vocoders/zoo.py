@@ -73,6 +73,12 @@ def load_zoo(root: str | Path) -> dict[str, ZooEntry]:
     return {name: load_entry(path) for name, path in config_paths(root).items()}
 
 
+def section(entry: ZooEntry, key: str) -> dict:
+    """An optional top-level section of a vocoder's file (``training``, ``benchmark``, ``measure``)."""
+    value = OmegaConf.load(entry.path).get(key)
+    return dict(OmegaConf.to_container(value, resolve=True)) if value is not None else {}
+
+
 def build(entry: ZooEntry, **overrides) -> Vocoder:
     """Instantiate the vocoder of ``entry`` (``overrides`` replace model keys, e.g. ``mel``)."""
     cfg = OmegaConf.merge(entry.model, overrides) if overrides else entry.model
@@ -105,3 +111,25 @@ def check_mel(entry: ZooEntry, model: Vocoder, expected: MelSettings) -> None:
     if wrong:
         details = "; ".join(f"model.mel.{k} is {v[0]!r}, the corpus needs {v[1]!r}" for k, v in wrong.items())
         raise ConfigError(f"{entry.path}: mel settings do not fit the corpus: {details}")
+
+
+def plan_models(root: str | Path, models: str | list[str]) -> dict[str, dict]:
+    """The benchmark's models and which training run each uses.
+
+    ``models`` is ``"all"`` (every file of conf/vocoder/) or a list of names. A config whose
+    ``training.shares_training_with`` names another (DiffWave sampled with 50 instead of 6
+    steps) is benchmarked on that model's training run instead of training again.
+    """
+    paths = config_paths(root)
+    names = sorted(paths) if models == "all" else list(models)
+    unknown = [name for name in names if name not in paths]
+    if unknown:
+        raise ConfigError(f"benchmark.models names {unknown}, not in conf/vocoder/ (known: {', '.join(paths)})")
+    plan = {}
+    for name in names:
+        training = OmegaConf.load(paths[name]).get("training") or {}
+        shared = training.get("shares_training_with")
+        if shared is not None and shared not in paths:
+            raise ConfigError(f"{paths[name]}: training.shares_training_with names {shared!r}, not in conf/vocoder/")
+        plan[name] = {"trained_by": shared or name}
+    return plan

@@ -1,0 +1,329 @@
+"""The vocoder benchmark (thesis part 2): inference cost and quality of each trained vocoder
+on the test set, then Pareto fronts and an efficiency ranking over all of them.
+
+Per model (stage ``benchmark@NAME``)::
+
+    results/benchmark/NAME/metrics.json      headline numbers (DVC metrics)
+    results/benchmark/NAME/utterances.csv    quality of every test utterance
+    results/benchmark/NAME/measurement.json  the harness' full measurement
+    results/benchmark/NAME/audio/*.wav       a few syntheses and their recordings, to listen to
+
+Summary (stage ``benchmark_summary``): results/benchmark_summary/{models.csv, metrics.json}.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import torch
+
+from audiofootprint import atomic, quality
+from audiofootprint.corpus import iter_utterances
+from audiofootprint.energy import MeasureSettings, TrackerSettings
+from audiofootprint.energy.cost import measure_vocoder
+from audiofootprint.features import features_for
+from audiofootprint.pareto import front_survives_spread, pareto_mask
+from audiofootprint.vocoders import zoo
+from audiofootprint.vocoders.base import MelSettings, Vocoder
+
+CORPUS_DIR = Path("results/corpus")
+MODELS_DIR = Path("results/models")
+BENCHMARK_DIR = Path("results/benchmark")
+SUMMARY_DIR = Path("results/benchmark_summary")
+
+
+def corpus_mel(model_default: MelSettings, sample_rate: int) -> dict:
+    """A model's mel settings adapted to a corpus: its sample rate, f_max capped at Nyquist.
+
+    Window, hop and number of bands are the model's own (its upsampling depends on the hop).
+    """
+    settings = model_default.as_dict()
+    settings["sample_rate"] = sample_rate
+    nyquist = sample_rate / 2
+    settings["f_max"] = nyquist if settings["f_max"] is None else min(settings["f_max"], nyquist)
+    return settings
+
+
+def build_for_corpus(entry: zoo.ZooEntry, sample_rate: int) -> Vocoder:
+    """Build a zoo model with its mel analysis adapted to the corpus' sample rate."""
+    default = zoo.build(entry).mel
+    model = zoo.build(entry, mel=corpus_mel(default, sample_rate))
+    zoo.check_mel(entry, model, MelSettings(**corpus_mel(default, sample_rate)))
+    return model
+
+
+def load_trained(model: Vocoder, training_dir: Path) -> dict:
+    """Load the generator a training stage wrote (if the model trains) and return its record."""
+    record_path = training_dir / "training.json"
+    if not record_path.is_file():
+        raise FileNotFoundError(f"{record_path} not found: run the training stage first (dvc repro train@...)")
+    record = json.loads(record_path.read_text())
+    weights = training_dir / "generator.pt"
+    if weights.is_file():
+        model.from_checkpoint(weights)
+    elif record.get("objective", "none") != "none":
+        raise FileNotFoundError(f"{weights} not found although {record_path} records a training run")
+    return record
+
+
+def train_model(root: str | Path, name: str, params: dict) -> dict:
+    """Train one model under the profile's budget (stage ``train@NAME``); return its record.
+
+    The output folder persists between runs so that an interrupted training resumes. A record
+    made with other settings (model file, budget, corpus) is discarded first: the fingerprint
+    of those settings is kept in ``settings.json`` beside the checkpoint.
+    """
+    import hashlib
+    import shutil
+
+    root = Path(root)
+    profile = params["profile"]
+    entry = zoo.load_zoo(root)[name]
+    out = root / MODELS_DIR / name
+    corpus_json = root / CORPUS_DIR / "corpus.json"
+    settings = {"vocoder": entry.path.read_text(), "train": profile["train"], "seed": profile["seed"],
+                "device": profile["device"], "corpus": corpus_json.read_text() if corpus_json.is_file() else None}
+    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    stamp = out / "settings.json"
+    if out.exists() and (not stamp.is_file() or json.loads(stamp.read_text()).get("fingerprint") != fingerprint):
+        shutil.rmtree(out)  # made with other settings: start afresh
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(stamp, {"fingerprint": fingerprint})
+    objective = zoo.section(entry, "training").get("objective", "none")
+    if objective == "none":
+        record = {"objective": "none", "steps": 0, "seconds": 0.0, "energy_kwh": 0.0, "co2e_kg": 0.0,
+                  "note": f"{name} has no trainable weights: no training, no training energy"}
+        atomic.write_json(out / "training.json", record)
+        return record
+    from audiofootprint.training.loop import train
+
+    torch.manual_seed(profile["seed"])
+    torch.set_num_threads(int(profile["torch_threads"]))
+    model = build_for_corpus(entry, int(params["corpus"]["sample_rate"]))
+    energy = params["energy"]
+    tracker = TrackerSettings(**{**energy, "output_dir": str(root / energy["output_dir"])})
+    device = profile["device"] if (profile["device"] == "cpu" or torch.cuda.is_available()) else "cpu"
+    return train(entry, model, root / CORPUS_DIR, out, profile["train"], tracker, device=device,
+                 seed=int(profile["seed"]), progress=True)
+
+
+def test_utterances(corpus_dir: Path, count: int, max_seconds: float) -> list[tuple[str, torch.Tensor, int]]:
+    """The first ``count`` test utterances (by id), stopping before ``max_seconds`` of audio in all."""
+    chosen, total = [], 0.0
+    for utt_id, wave, rate in sorted(iter_utterances(corpus_dir, "test"), key=lambda u: u[0]):
+        seconds = wave.shape[-1] / rate
+        if chosen and (len(chosen) >= count or total + seconds > max_seconds):
+            break
+        chosen.append((utt_id, wave, rate))
+        total += seconds
+    if not chosen:
+        raise FileNotFoundError(f"{corpus_dir} has no test utterances: build the corpus first (dvc repro corpus)")
+    return chosen
+
+
+def synthesize(model: Vocoder, wave: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Copy-synthesis: the recording cut to whole frames, and the model's synthesis of its mel."""
+    hop = model.hop_length
+    frames = wave.shape[-1] // hop
+    reference = wave[..., : frames * hop].reshape(1, -1)
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        synthesis = model(features_for(model, reference))
+    return reference[0], synthesis[0].clamp(-1.0, 1.0)
+
+
+def run_model(root: str | Path, name: str, params: dict, progress: bool = True) -> dict:
+    """Benchmark one model: quality on the test set, then the harness on one test utterance."""
+    root = Path(root)
+    profile, bench = params["profile"], params["benchmark"]
+    plan = bench["models"][name]
+    entry = zoo.load_zoo(root)[name]
+    sample_rate = int(params["corpus"]["sample_rate"])
+    torch.manual_seed(profile["seed"])
+    torch.set_num_threads(int(profile["torch_threads"]))
+    model = build_for_corpus(entry, sample_rate)
+    record = load_trained(model, root / MODELS_DIR / plan["trained_by"])
+    model = model.for_inference()
+    overrides = zoo.section(entry, "benchmark")
+    limits = {**profile["benchmark"], **overrides}
+    utterances = test_utterances(root / CORPUS_DIR, int(limits["test_utterances"]), float(limits["max_test_seconds"]))
+    out = root / BENCHMARK_DIR / name
+    rows, listened = [], 0
+    for utt_id, wave, rate in utterances:
+        reference, synthesis = synthesize(model, wave, profile["seed"])
+        scores = quality.score(reference.numpy(), synthesis.numpy(), rate, metrics=tuple(bench["metrics"]))
+        rows.append({"id": utt_id, "seconds": reference.shape[-1] / rate, **scores})
+        if listened < int(limits["listen"]):
+            for kind, audio in (("synthesis", synthesis), ("recording", reference)):
+                with atomic.atomic_path(out / "audio" / f"{utt_id}.{kind}.wav") as tmp:
+                    sf.write(tmp, audio.numpy(), rate, subtype="PCM_16", format="WAV")
+            listened += 1
+        if progress:
+            print(f"  {name}: {utt_id} " + " ".join(f"{k}={v:.3f}" for k, v in scores.items()), flush=True)
+    table = pd.DataFrame(rows)
+    atomic.write_csv(out / "utterances.csv", table)
+
+    measure_cfg = {**profile["measure"], **zoo.section(entry, "measure")}
+    seconds = float(measure_cfg.pop("audio_seconds"))
+    _, first, _ = utterances[0]
+    frames = max(1, min(first.shape[-1] // model.hop_length, math.ceil(seconds * sample_rate / model.hop_length)))
+    mel = features_for(model, first[: frames * model.hop_length].reshape(1, -1))
+    energy = params["energy"]
+    tracker = TrackerSettings(**{**energy, "output_dir": str(root / energy["output_dir"])})
+    device = profile["device"] if (profile["device"] == "cpu" or torch.cuda.is_available()) else "cpu"
+    cost = measure_vocoder(model, mel, label=name, settings=MeasureSettings(**measure_cfg),
+                           tracker_settings=tracker, device=device, seed=profile["seed"])
+    cost["input"] = f"mel of test utterance {utterances[0][0]} ({mel.shape[-1]} frames)"
+    atomic.write_json(out / "measurement.json", cost)
+
+    summary = cost["measurement"]["summary"]
+    metrics = {
+        "family": entry.family,
+        "params": cost["params"],
+        "size_mb": round(cost["size_bytes"] / 1e6, 3),
+        "gflops_per_audio_s": round(cost["flops_per_audio_s"] / 1e9, 4),
+        "energy_j_per_audio_s": _rounded(summary["energy_j_per_audio_s"]),
+        "net_energy_j_per_audio_s": _rounded(summary["net_energy_j_per_audio_s"]),
+        "real_time_factor": _rounded(summary["real_time_factor"]),
+        "energy_method": cost["measurement"]["methods"],
+        "hardware": cost["measurement"]["hardware"]["cpu_model"],
+        "test_utterances": len(table),
+        "test_seconds": round(float(table["seconds"].sum()), 3),
+        "quality": {metric: _mean_ci(table[metric]) for metric in table.columns if metric not in ("id", "seconds")},
+        "training": {key: record[key] for key in ("objective", "steps", "seconds", "energy_kwh", "co2e_kg")
+                     if key in record} | {"trained_by": plan["trained_by"]},
+    }
+    atomic.write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _rounded(stats: dict) -> dict:
+    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats.items()}
+
+
+def _mean_ci(values: pd.Series) -> dict:
+    """Mean of a metric over utterances with a 95% confidence interval (normal approximation)."""
+    values = values.dropna().astype(float)
+    mean = float(values.mean())
+    half = 1.96 * float(values.std(ddof=1)) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return {"mean": round(mean, 4), "ci95": round(half, 4) if not math.isnan(half) else None, "n": int(len(values))}
+
+
+def score_recordings(root: str | Path, params: dict) -> dict:
+    """The ceiling: the test recordings scored against themselves (DNSMOS is the informative one)."""
+    root = Path(root)
+    limits = params["profile"]["benchmark"]
+    rows = []
+    for utt_id, wave, rate in test_utterances(root / CORPUS_DIR, int(limits["test_utterances"]),
+                                              float(limits["max_test_seconds"])):
+        audio = wave.reshape(-1).numpy()
+        rows.append({"id": utt_id, **quality.score(audio, audio, rate, metrics=tuple(params["benchmark"]["metrics"]))})
+    table = pd.DataFrame(rows)
+    metrics = {metric: _mean_ci(table[metric]) for metric in table.columns if metric != "id"}
+    atomic.write_json(root / "results" / "recordings" / "metrics.json", metrics)
+    return metrics
+
+
+def model_table(root: str | Path, params: dict) -> pd.DataFrame:
+    """One row per benchmarked model, from each model's metrics.json."""
+    root = Path(root)
+    rows = []
+    for name in params["benchmark"]["models"]:
+        path = root / BENCHMARK_DIR / name / "metrics.json"
+        if not path.is_file():
+            rows.append({"model": name, "status": f"failed: {path} missing"})
+            continue
+        m = json.loads(path.read_text())
+        row = {"model": name, "status": "ok", "family": m["family"], "params": m["params"], "size_mb": m["size_mb"],
+               "gflops_per_audio_s": m["gflops_per_audio_s"],
+               "energy_j_per_audio_s": m["energy_j_per_audio_s"]["median"],
+               "energy_q1": m["energy_j_per_audio_s"]["q1"], "energy_q3": m["energy_j_per_audio_s"]["q3"],
+               "net_energy_j_per_audio_s": m["net_energy_j_per_audio_s"]["median"],
+               "real_time_factor": m["real_time_factor"]["median"],
+               "training_energy_kwh": m["training"].get("energy_kwh", 0.0) or 0.0,
+               "training_steps": m["training"].get("steps", 0) or 0,
+               "training_seconds": m["training"].get("seconds", 0.0) or 0.0,
+               "trained_by": m["training"]["trained_by"], "hardware": m["hardware"],
+               "energy_method_cpu": m["energy_method"]["cpu"]}
+        for metric, stats in m["quality"].items():
+            row[metric] = stats["mean"]
+            row[f"{metric}_ci95"] = stats["ci95"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def efficiency(table: pd.DataFrame, axis: str, floor: float, ceiling: float) -> pd.Series:
+    """Quality bought per joule: the share of the floor-to-ceiling quality gap a model closes,
+    divided by its energy per second of audio (J). Oriented so that higher is better.
+
+        q = (Q - Q_floor) / (Q_ceiling - Q_floor)   (1 = as good as the recordings, 0 = the floor)
+        efficiency = q / E                          (per J per second of audio)
+    """
+    direction = quality.METRICS[axis]["direction"]
+    gap = (table[axis] - floor) if direction == "max" else (floor - table[axis])
+    span = (ceiling - floor) if direction == "max" else (floor - ceiling)
+    if span == 0:
+        raise ValueError(f"the floor and the ceiling of {axis} are equal ({floor}): no room to rank by efficiency")
+    return (gap / span) / table["energy_j_per_audio_s"]
+
+
+def summarise(root: str | Path, params: dict) -> dict:
+    """Pareto fronts, their robustness to the measured spread, and the efficiency ranking."""
+    from audiofootprint.carbon import load_published_mos, relative_mos
+
+    root = Path(root)
+    bench = params["benchmark"]
+    axis = bench["quality_axis"]
+    direction = quality.METRICS[axis]["direction"]
+    table = model_table(root, params)
+    ok = table[table["status"] == "ok"].copy().set_index("model")
+    recordings = json.loads((root / "results" / "recordings" / "metrics.json").read_text())
+    ceiling = recordings[axis]["mean"]
+    if bench["floor"] not in ok.index:
+        raise KeyError(f"benchmark.floor {bench['floor']!r} was not benchmarked (models: {list(ok.index)})")
+    floor = ok.loc[bench["floor"], axis]
+
+    inference = {"energy_j_per_audio_s": "min", axis: direction}
+    ok["pareto_inference"] = pareto_mask(ok, inference)
+    training = {"training_energy_kwh": "min", axis: direction}
+    ok["pareto_training"] = pareto_mask(ok, training)
+    ci = ok[f"{axis}_ci95"].fillna(0.0)
+    ok["q_low"], ok["q_high"] = ok[axis] - ci, ok[axis] + ci
+    ok["pareto_inference_survives_spread"] = front_survives_spread(
+        ok, inference, {"energy_j_per_audio_s": ("energy_q1", "energy_q3"), axis: ("q_low", "q_high")})
+    ok["efficiency"] = efficiency(ok, axis, floor, ceiling)
+    ok["rank_by_quality"] = ok[axis].rank(ascending=(direction == "min"), method="min").astype(int)
+    ok["rank_by_efficiency"] = ok["efficiency"].rank(ascending=False, method="min").astype(int)
+
+    mos_links = {k: v for k, v in (bench.get("published_mos") or {}).items() if k in ok.index}
+    if mos_links:
+        published = load_published_mos(root / params["carbon"]["published_mos"])
+        linkable = {k: v for k, v in mos_links.items() if v in set(published["model"])}
+        gaps = relative_mos(published, {v: k for k, v in linkable.items()}) if linkable else pd.DataFrame()
+        if len(gaps):
+            ok = ok.join(gaps.set_index("model_id")[["mos_gap", "n_tests"]].rename(
+                columns={"mos_gap": "published_mos_gap", "n_tests": "published_mos_tests"}))
+    table = table.set_index("model")
+    for column in ok.columns.difference(table.columns):
+        table[column] = ok[column]
+    out = root / SUMMARY_DIR
+    atomic.write_csv(out / "models.csv", table.reset_index())
+    front = sorted(ok.index[ok["pareto_inference"]])
+    metrics = {
+        "quality_axis": axis, "floor": {"model": bench["floor"], axis: round(float(floor), 4)},
+        "ceiling_recordings": {axis: ceiling},
+        "pareto_inference": front,
+        "pareto_inference_survives_spread": sorted(ok.index[ok["pareto_inference_survives_spread"]]),
+        "pareto_training": sorted(ok.index[ok["pareto_training"]]),
+        "most_efficient": str(ok["efficiency"].idxmax()),
+        "best_quality": str(ok[axis].idxmax() if direction == "max" else ok[axis].idxmin()),
+        "failed": sorted(table.index[table["status"] != "ok"]),
+        "rank_correlation_quality_efficiency": round(float(ok["rank_by_quality"].corr(ok["rank_by_efficiency"],
+                                                                                          method="spearman")), 4),
+    }
+    atomic.write_json(out / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,838 @@
+"""Each vocoder family's original training objective, selected by name.
+
+An :class:`Objective` owns what a training step needs besides the generator: the discriminators,
+the optimisers (with their learning-rate schedules) and the losses. :meth:`Objective.step` takes a
+batch of waveform crops ``[B, T]``, computes the generator's input features from them
+(:func:`audiofootprint.features.mel_spectrogram` with the model's mel settings and convention, no
+gradient), runs one training step in the order of the official code, and returns the losses as
+floats (``loss``: the generator's total loss; ``grad_norm_g``: the generator's gradient norm).
+
+========================  ====================================================================
+name                      recipe
+========================  ====================================================================
+``hifigan``               jik876/hifi-gan ``train.py``: LSGAN with MPD + MSD, mel L1 x 45 (mel up
+                          to Nyquist, ``fmax_for_loss: null``), feature matching x 2; AdamW 2e-4,
+                          betas (0.8, 0.99), lr x 0.999 per epoch. HiFi-GAN V1/V2/V3.
+``melgan``                descriptinc/melgan-neurips ``scripts/train.py``: hinge GAN with the MelGAN
+                          MSD, feature matching x 10 (each layer weighted 4 / (n_layers + 1) / num_D,
+                          the output layer left out); Adam 1e-4, betas (0.5, 0.9).
+``multiband_melgan``      kan-bayashi/ParallelWaveGAN ``multi_band_melgan.v2.yaml``: (full-band
+                          MR-STFT + sub-band MR-STFT of the PQMF analysis of the target) / 2, then
+                          + 2.5 x LSGAN with the MelGAN MSD (3 scales, 512 channels) once the
+                          generator-only warm-up (200k of 1M steps: 20 % of the budget) is over;
+                          Adam 1e-3, eps 1e-7, AMSGrad, lr halved at 10 %, 20 %, ... 60 %.
+``parallel_wavegan``      kan-bayashi ``parallel_wavegan.v1.yaml``: MR-STFT (sc + log-mag) +
+                          4.0 x LSGAN with the PWG discriminator after a warm-up (100k of 400k: 25 %
+                          of the budget); RAdam 1e-4 / 5e-5 (eps 1e-6), gradient norms 10 / 1, lr
+                          halved at half the budget (StepLR 200k of 400k).
+``univnet``               mindslab-ai/univnet ``utils/train.py``: LSGAN with MPD (64-1024 ch.) + MRD,
+                          averaged over the 8 sub-discriminators, + 2.5 x MR-STFT; AdamW 1e-4,
+                          betas (0.5, 0.9); no feature matching.
+``bigvgan``               NVIDIA/BigVGAN (v1, ``bigvgan_base_22khz_80band.json``): LSGAN with MPD +
+                          MRD, mel L1 x 45 (up to Nyquist), feature matching x 2; AdamW 1e-4, betas
+                          (0.8, 0.99), lr x 0.999 per epoch, gradients clipped at norm 1000.
+``vocos``                 gemelo-ai/vocos ``experiment.py``: hinge GAN with MPD + banded MRD (MRD
+                          terms x 0.1), each averaged over its sub-discriminators, feature matching,
+                          mel L1 x 45 (the model's own mel); AdamW 5e-4, betas (0.8, 0.9), cosine
+                          decay over the budget. The discriminator step comes first.
+``waveglow``              NVIDIA/waveglow ``glow.py`` ``WaveGlowLoss``: negative log-likelihood
+                          z^2/(2 sigma^2) - sum log s - sum log|det W| per sample, sigma 1.0; Adam 1e-4.
+``wavernn``               torchaudio ``examples/pipeline_wavernn`` (the bundle's recipe): cross-entropy
+                          over the 8-bit mu-law class of the next sample, 5-hop crops with 2 frames
+                          of context either side; Adam 1e-4, gradient norm 4.
+``diffwave``              lmnt-com/diffwave ``learner.py``: L1 between the noise and its prediction at
+                          a uniformly drawn step of the 50-step training schedule; Adam 2e-4.
+``none``                  Griffin-Lim: nothing to train.
+========================  ====================================================================
+
+Step counts of the recipes (warm-ups, learning-rate milestones) are given in the ``training``
+sections of conf/vocoder/*.yaml as fractions of the *budget* (the recipe's count over its total),
+so that a short run keeps the recipe's proportions: the fraction reached is
+``progress = max(step / max_steps, seconds / max_seconds)``. Per-epoch decays count epochs of the
+training corpus.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+import torchaudio
+from torch import nn
+
+from audiofootprint.features import convention_of, mel_spectrogram
+from audiofootprint.training.discriminators import (
+    DiscriminatorOutput,
+    MultiPeriodDiscriminator,
+    MultiResolutionDiscriminator,
+    MultiScaleDiscriminator,
+    ParallelWaveGANDiscriminator,
+)
+from audiofootprint.vocoders.base import Vocoder
+
+__all__ = [
+    "OBJECTIVES",
+    "MultiResolutionSTFTLoss",
+    "Objective",
+    "ObjectiveError",
+    "StepContext",
+    "build_objective",
+    "discriminator_loss",
+    "feature_matching",
+    "generator_adversarial_loss",
+]
+
+
+class ObjectiveError(ValueError):
+    """An objective that cannot be set up as configured."""
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Where a training step stands: its index (0-based), completed epochs, budget fraction."""
+
+    step: int
+    epoch: int
+    progress: float
+
+
+# ---------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------
+
+
+def _f(x) -> float:
+    """A loss as a plain float (no autograd warning)."""
+    return x.detach().item() if isinstance(x, torch.Tensor) else float(x)
+
+
+def _scores(outputs: Iterable[DiscriminatorOutput]) -> list[torch.Tensor]:
+    return [score for score, _ in outputs]
+
+
+def discriminator_loss(real: list[DiscriminatorOutput], fake: list[DiscriminatorOutput], kind: str,
+                       average: bool = False) -> torch.Tensor:
+    """Sum (or mean) over sub-discriminators of the real and fake terms.
+
+    ``lsgan``: mean((1 - D(y))^2) + mean(D(G(x))^2); ``hinge``: mean(relu(1 - D(y))) + mean(relu(1 + D(G(x)))).
+    """
+    total = 0.0
+    for r, f in zip(_scores(real), _scores(fake)):
+        if kind == "lsgan":
+            total = total + torch.mean((1.0 - r) ** 2) + torch.mean(f ** 2)
+        elif kind == "hinge":
+            total = total + torch.mean(F.relu(1.0 - r)) + torch.mean(F.relu(1.0 + f))
+        else:
+            raise ObjectiveError(f"unknown GAN loss {kind!r}")
+    return total / len(real) if average else total
+
+
+def generator_adversarial_loss(fake: list[DiscriminatorOutput], kind: str, average: bool = False) -> torch.Tensor:
+    """``lsgan``: mean((1 - D(G(x)))^2); ``hinge``: mean(relu(1 - D(G(x)))) (Vocos);
+    ``hinge_linear``: -mean(D(G(x))) (MelGAN). Summed (or averaged) over sub-discriminators."""
+    total = 0.0
+    for f in _scores(fake):
+        if kind == "lsgan":
+            total = total + torch.mean((1.0 - f) ** 2)
+        elif kind == "hinge":
+            total = total + torch.mean(F.relu(1.0 - f))
+        elif kind == "hinge_linear":
+            total = total - torch.mean(f)
+        else:
+            raise ObjectiveError(f"unknown GAN loss {kind!r}")
+    return total / len(fake) if average else total
+
+
+def feature_matching(real: list[DiscriminatorOutput], fake: list[DiscriminatorOutput],
+                     detach_real: bool = False) -> torch.Tensor:
+    """Sum over sub-discriminators and their feature maps of mean |D_l(y) - D_l(G(x))|."""
+    total = 0.0
+    for (_, fr), (_, fg) in zip(real, fake):
+        for r, g in zip(fr, fg):
+            total = total + torch.mean(torch.abs((r.detach() if detach_real else r) - g))
+    return total
+
+
+class MultiResolutionSTFTLoss(nn.Module):
+    """Parallel WaveGAN's multi-resolution STFT loss (kan-bayashi ``losses/stft_loss.py``).
+
+    Per resolution ``(n_fft, hop, win)``: magnitudes ``sqrt(clamp(re^2 + im^2, 1e-7))`` of a centred,
+    reflect-padded STFT with a Hann window of ``win``; spectral convergence
+    ``||S_y - S_x||_F / ||S_y||_F`` and ``mean |log S_y - log S_x|``; each averaged over the
+    resolutions. ``[B, C, T]`` inputs (sub-bands) are treated as ``B * C`` signals.
+    Returns ``(spectral_convergence, log_magnitude)``.
+    """
+
+    def __init__(self, resolutions: Iterable[Iterable[int]] = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))):
+        super().__init__()
+        self.resolutions = [tuple(int(v) for v in r) for r in resolutions]
+        for i, (_, _, win) in enumerate(self.resolutions):
+            self.register_buffer(f"window{i}", torch.hann_window(win), persistent=False)
+
+    def _magnitude(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        n_fft, hop, win = self.resolutions[i]
+        spec = torch.stft(x, n_fft, hop, win, getattr(self, f"window{i}").to(x.dtype), center=True,
+                          pad_mode="reflect", return_complex=True)
+        return torch.sqrt(torch.clamp(spec.real ** 2 + spec.imag ** 2, min=1e-7))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() == 3:
+            x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
+        sc, mag = 0.0, 0.0
+        for i in range(len(self.resolutions)):
+            xm, ym = self._magnitude(x, i), self._magnitude(y, i)
+            sc = sc + torch.linalg.norm(ym - xm) / torch.linalg.norm(ym)
+            mag = mag + F.l1_loss(torch.log(ym), torch.log(xm))
+        n = len(self.resolutions)
+        return sc / n, mag / n
+
+
+# ---------------------------------------------------------------------------
+# Optimisers and schedules
+# ---------------------------------------------------------------------------
+
+
+def _optimizer(params, settings: Mapping) -> torch.optim.Optimizer:
+    """``{"optimizer": adam|adamw|radam, "lr", "betas", "eps", "weight_decay", "amsgrad"}``."""
+    name = str(settings.get("optimizer", "adam")).lower()
+    kwargs = {"lr": float(settings["lr"])}
+    if "betas" in settings:
+        kwargs["betas"] = tuple(float(b) for b in settings["betas"])
+    for key in ("eps", "weight_decay"):
+        if settings.get(key) is not None:
+            kwargs[key] = float(settings[key])
+    if name in ("adam", "adamw") and settings.get("amsgrad"):
+        kwargs["amsgrad"] = True
+    classes = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "radam": torch.optim.RAdam}
+    if name not in classes:
+        raise ObjectiveError(f"optimizer must be one of {sorted(classes)}, not {name!r}")
+    return classes[name](params, **kwargs)
+
+
+def lr_factor(schedule: Mapping | None, ctx: StepContext, updates: int) -> float:
+    """The learning-rate multiplier of a schedule at a step.
+
+    ``{"type": "constant"}``; ``{"type": "exponential", "gamma": g, "every": "epoch"|"step"}``
+    (``g ** epochs`` or ``g ** updates``); ``{"type": "multistep", "gamma": g, "milestones": [f, ...]}``
+    (``g ** #{f <= progress}``, milestones as budget fractions); ``{"type": "cosine"}``
+    (``(1 + cos(pi * progress)) / 2``, no warm-up).
+    """
+    schedule = schedule or {"type": "constant"}
+    kind = schedule.get("type", "constant")
+    if kind == "constant":
+        return 1.0
+    if kind == "exponential":
+        every = schedule.get("every", "epoch")
+        count = ctx.epoch if every == "epoch" else updates
+        return float(schedule["gamma"]) ** count
+    if kind == "multistep":
+        passed = sum(1 for m in schedule.get("milestones", []) if ctx.progress >= float(m))
+        return float(schedule["gamma"]) ** passed
+    if kind == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(max(ctx.progress, 0.0), 1.0)))
+    raise ObjectiveError(f"unknown schedule type {kind!r} (constant, exponential, multistep, cosine)")
+
+
+class _Optim:
+    """An optimiser, its base learning rate, its schedule and its gradient clipping."""
+
+    def __init__(self, params: list[nn.Parameter], settings: Mapping):
+        self.params = list(params)
+        self.settings = dict(settings)
+        self.optimizer = _optimizer(self.params, settings)
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        self.schedule = settings.get("schedule")
+        self.grad_norm = settings.get("grad_norm")
+        self.updates = 0
+
+    def set_lr(self, ctx: StepContext) -> float:
+        factor = lr_factor(self.schedule, ctx, self.updates)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+        return self.base_lrs[0] * factor
+
+    def zero_grad(self) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def step(self, ctx: StepContext) -> float:
+        """Clip (if configured), step; return the gradient norm before clipping."""
+        self.set_lr(ctx)
+        max_norm = float(self.grad_norm) if self.grad_norm not in (None, 0) and float(self.grad_norm) > 0 else math.inf
+        norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
+        self.optimizer.step()
+        self.updates += 1
+        return float(norm)
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = int(state["updates"])
+        # keep the configured base learning rates (load_state_dict restores the last scheduled ones)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base
+
+
+# ---------------------------------------------------------------------------
+# Objectives
+# ---------------------------------------------------------------------------
+
+
+def _merge(defaults: Mapping, given: Mapping | None) -> dict:
+    out = dict(defaults)
+    for key, value in (given or {}).items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class Objective:
+    """Base class: the training step of one family. Subclasses set ``name`` and ``DEFAULTS``
+    (the recipe's settings, overridden by the ``training`` section of the model's YAML file)."""
+
+    name = "base"
+    DEFAULTS: dict = {}
+
+    def __init__(self, model: Vocoder, settings: Mapping | None = None, device: str | torch.device = "cpu"):
+        self.model = model
+        self.settings = _merge(self.DEFAULTS, settings)
+        self.device = torch.device(device)
+        self.convention = convention_of(model)
+        self.discriminators = nn.ModuleDict()
+        self.optims: dict[str, _Optim] = {}
+        self.adversarial_from: int | None = None  # step at which the adversarial phase began
+        #: discriminator widths times this (BigVGAN's ``discriminator_channel_mult``; 1 in every recipe)
+        self.width = float(self.settings.get("discriminator_channel_mult", 1.0))
+
+    # -- set-up helpers ---------------------------------------------------------------
+    def _add_optim(self, key: str, params: Iterable[nn.Parameter], settings_key: str | None = None) -> None:
+        settings = self.settings.get(settings_key or key)
+        if not isinstance(settings, Mapping) or "lr" not in settings:
+            raise ObjectiveError(f"{self.name}: training.{settings_key or key} needs an optimizer and an lr")
+        self.optims[key] = _Optim([p for p in params if p.requires_grad], settings)
+
+    def finish_setup(self) -> "Objective":
+        self.discriminators.to(self.device)
+        self.discriminators.train()
+        return self
+
+    # -- data ---------------------------------------------------------------------------
+    def crop_samples(self, segment_samples: int) -> int:
+        """Samples per training example for a nominal segment (a multiple of the hop)."""
+        return int(segment_samples)
+
+    def features(self, wave: torch.Tensor) -> torch.Tensor:
+        """The generator's input for ``wave`` (no gradient)."""
+        with torch.no_grad():
+            return mel_spectrogram(wave, self.model.mel, self.convention)
+
+    # -- phases ---------------------------------------------------------------------------
+    def adversarial(self, ctx: StepContext) -> bool:
+        """Whether the discriminators play at this step (after the warm-up, then for good)."""
+        if self.adversarial_from is not None:
+            return True
+        start = float(self.settings.get("discriminator_start", 0.0) or 0.0)
+        if ctx.progress >= start:
+            self.adversarial_from = ctx.step
+            return True
+        return False
+
+    def step(self, wave: torch.Tensor, ctx: StepContext) -> dict[str, float]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- bookkeeping ----------------------------------------------------------------------
+    def learning_rates(self) -> dict[str, float]:
+        return {key: o.optimizer.param_groups[0]["lr"] for key, o in self.optims.items()}
+
+    def parameter_counts(self) -> dict[str, int]:
+        return {"generator": sum(p.numel() for p in self.model.parameters()),
+                "discriminators": sum(p.numel() for p in self.discriminators.parameters())}
+
+    def state_dict(self) -> dict:
+        return {"discriminators": self.discriminators.state_dict(),
+                "optimizers": {key: o.state_dict() for key, o in self.optims.items()},
+                "adversarial_from": self.adversarial_from}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.discriminators.load_state_dict(state["discriminators"])
+        for key, o in self.optims.items():
+            o.load_state_dict(state["optimizers"][key])
+        self.adversarial_from = state.get("adversarial_from")
+
+    def describe(self) -> dict:
+        """The settings in force (for the training record)."""
+        return {"objective": self.name, **self.settings}
+
+
+def _detach_all(outputs: list[DiscriminatorOutput]) -> list[DiscriminatorOutput]:
+    return [(s.detach(), [f.detach() for f in fm]) for s, fm in outputs]
+
+
+class _HiFiGANFamily(Objective):
+    """HiFi-GAN's step (and BigVGAN's, Vocos'): G forward; D step; G step with mel + adv + FM.
+
+    ``gan``: "lsgan" or "hinge"; ``average``: divide adversarial and FM terms by the number of
+    sub-discriminators (Vocos); ``weights``: per discriminator set, the factor of its adversarial
+    and FM terms (Vocos: MRD x 0.1); ``discriminator_first_with_fresh_generator``: Vocos' order
+    (D step on a no-grad synthesis, then a new G forward for the G step).
+    """
+
+    gan = "lsgan"
+    average = False
+    vocos_order = False
+
+    def __init__(self, model, settings=None, device="cpu"):
+        super().__init__(model, settings, device)
+        losses = self.settings["loss"]
+        self.mel_weight = float(losses.get("mel", 45.0))
+        self.fm_weight = float(losses.get("feature_matching", 2.0))
+        self.set_weights = {k: float(v) for k, v in (losses.get("discriminator_weights") or {}).items()}
+        full_band = bool(losses.get("mel_full_band", True))
+        self.loss_mel = dataclasses.replace(model.mel, f_max=None) if full_band else model.mel
+        self.discriminators.update(self.build_discriminators())
+        self._add_optim("generator", model.parameters())
+        self._add_optim("discriminator", self.discriminators.parameters())
+        self.finish_setup()
+
+    def build_discriminators(self) -> dict[str, nn.Module]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _mel_loss(self, y_hat: torch.Tensor, y_mel: torch.Tensor) -> torch.Tensor:
+        return F.l1_loss(y_mel, mel_spectrogram(y_hat, self.loss_mel, self.convention))
+
+    def _d_loss(self, y: torch.Tensor, y_hat: torch.Tensor) -> torch.Tensor:
+        total = 0.0
+        for key, d in self.discriminators.items():
+            real, fake = d(y), d(y_hat)
+            total = total + self.set_weights.get(key, 1.0) * discriminator_loss(real, fake, self.gan, self.average)
+        return total
+
+    def step(self, wave: torch.Tensor, ctx: StepContext) -> dict[str, float]:
+        g, d = self.optims["generator"], self.optims["discriminator"]
+        mel = self.features(wave)
+        with torch.no_grad():
+            y_mel = mel_spectrogram(wave, self.loss_mel, self.convention)
+        out: dict[str, float] = {}
+        adversarial = self.adversarial(ctx)
+        if self.vocos_order:
+            if adversarial:
+                with torch.no_grad():
+                    y_hat = self.model(mel)
+                d.zero_grad()
+                loss_d = self._d_loss(wave, y_hat)
+                loss_d.backward()
+                out["grad_norm_d"] = d.step(ctx)
+                out["loss_d"] = _f(loss_d)
+            y_hat = self.model(mel)
+        else:
+            y_hat = self.model(mel)
+            if adversarial:
+                d.zero_grad()
+                loss_d = self._d_loss(wave, y_hat.detach())
+                loss_d.backward()
+                out["grad_norm_d"] = d.step(ctx)
+                out["loss_d"] = _f(loss_d)
+        # generator
+        g.zero_grad()
+        loss_mel = self._mel_loss(y_hat, y_mel)
+        loss_g = self.mel_weight * loss_mel
+        if adversarial:
+            adv, fm = 0.0, 0.0
+            for key, disc in self.discriminators.items():
+                real, fake = disc(wave), disc(y_hat)
+                w = self.set_weights.get(key, 1.0)
+                n = len(fake) if self.average else 1
+                adv = adv + w * generator_adversarial_loss(fake, self.gan, self.average)
+                fm = fm + w * feature_matching(real, fake) / n
+            loss_g = loss_g + adv + self.fm_weight * fm
+            out["loss_adv"], out["loss_fm"] = _f(adv), _f(fm)
+        loss_g.backward()
+        out["grad_norm_g"] = g.step(ctx)
+        out["loss_mel"] = _f(loss_mel)
+        out["loss"] = _f(loss_g)
+        return out
+
+
+class HiFiGANObjective(_HiFiGANFamily):
+    name = "hifigan"
+    DEFAULTS = {
+        "generator": {"optimizer": "adamw", "lr": 2e-4, "betas": [0.8, 0.99], "weight_decay": 0.01,
+                      "schedule": {"type": "exponential", "gamma": 0.999, "every": "epoch"}},
+        "discriminator": {"optimizer": "adamw", "lr": 2e-4, "betas": [0.8, 0.99], "weight_decay": 0.01,
+                          "schedule": {"type": "exponential", "gamma": 0.999, "every": "epoch"}},
+        "loss": {"mel": 45.0, "feature_matching": 2.0, "mel_full_band": True},
+    }
+
+    def build_discriminators(self):
+        return {"mpd": MultiPeriodDiscriminator.hifigan(self.width), "msd": MultiScaleDiscriminator.hifigan(self.width)}
+
+
+class BigVGANObjective(_HiFiGANFamily):
+    name = "bigvgan"
+    DEFAULTS = {
+        "generator": {"optimizer": "adamw", "lr": 1e-4, "betas": [0.8, 0.99], "weight_decay": 0.01,
+                      "grad_norm": 1000.0, "schedule": {"type": "exponential", "gamma": 0.999, "every": "epoch"}},
+        "discriminator": {"optimizer": "adamw", "lr": 1e-4, "betas": [0.8, 0.99], "weight_decay": 0.01,
+                          "grad_norm": 1000.0,
+                          "schedule": {"type": "exponential", "gamma": 0.999, "every": "epoch"}},
+        "loss": {"mel": 45.0, "feature_matching": 2.0, "mel_full_band": True},
+    }
+
+    def build_discriminators(self):
+        return {"mpd": MultiPeriodDiscriminator.hifigan(self.width), "mrd": MultiResolutionDiscriminator.bigvgan(self.width)}
+
+
+class VocosObjective(_HiFiGANFamily):
+    name = "vocos"
+    gan = "hinge"
+    average = True
+    vocos_order = True
+    DEFAULTS = {
+        "generator": {"optimizer": "adamw", "lr": 5e-4, "betas": [0.8, 0.9], "weight_decay": 0.01,
+                      "schedule": {"type": "cosine"}},
+        "discriminator": {"optimizer": "adamw", "lr": 5e-4, "betas": [0.8, 0.9], "weight_decay": 0.01,
+                          "schedule": {"type": "cosine"}},
+        "loss": {"mel": 45.0, "feature_matching": 1.0, "mel_full_band": False,
+                 "discriminator_weights": {"mpd": 1.0, "mrd": 0.1}},
+    }
+
+    def build_discriminators(self):
+        return {"mpd": MultiPeriodDiscriminator.vocos(self.width), "mrd": MultiResolutionDiscriminator.vocos(self.width)}
+
+
+class MelGANObjective(Objective):
+    """descriptinc/melgan-neurips: G forward; D step (hinge) on real and detached fake; G step
+    with -D(G(x)) + 10 x feature matching against the real features of the D step (before its update)."""
+
+    name = "melgan"
+    DEFAULTS = {
+        "generator": {"optimizer": "adam", "lr": 1e-4, "betas": [0.5, 0.9]},
+        "discriminator": {"optimizer": "adam", "lr": 1e-4, "betas": [0.5, 0.9]},
+        "loss": {"feature_matching": 10.0},
+    }
+
+    def __init__(self, model, settings=None, device="cpu"):
+        super().__init__(model, settings, device)
+        self.discriminators["msd"] = MultiScaleDiscriminator.melgan(self.width)
+        self.fm_weight = float(self.settings["loss"].get("feature_matching", 10.0))
+        self._add_optim("generator", model.parameters())
+        self._add_optim("discriminator", self.discriminators.parameters())
+        self.finish_setup()
+
+    def step(self, wave, ctx):
+        g, d = self.optims["generator"], self.optims["discriminator"]
+        msd = self.discriminators["msd"]
+        mel = self.features(wave)
+        y_hat = self.model(mel)
+        d_fake = msd(y_hat.detach())
+        d_real = msd(wave)
+        loss_d = 0.0
+        for score, _ in d_fake:
+            loss_d = loss_d + F.relu(1 + score).mean()
+        for score, _ in d_real:
+            loss_d = loss_d + F.relu(1 - score).mean()
+        d.zero_grad()
+        loss_d.backward()
+        out = {"grad_norm_d": d.step(ctx), "loss_d": _f(loss_d)}
+        d_fake = msd(y_hat)
+        adv = generator_adversarial_loss(d_fake, "hinge_linear")
+        # 4 / (n_layers_D + 1) per layer and 1 / num_D per scale, as in scripts/train.py; the
+        # feature maps are the n_layers_D + 2 activations before the output layer
+        n_layers_d = len(d_fake[0][1]) - 2
+        wt = (4.0 / (n_layers_d + 1)) * (1.0 / len(d_fake))
+        fm = wt * feature_matching(d_real, d_fake, detach_real=True)
+        loss_g = adv + self.fm_weight * fm
+        g.zero_grad()
+        loss_g.backward()
+        out.update(grad_norm_g=g.step(ctx), loss_adv=_f(adv), loss_fm=_f(fm), loss=_f(loss_g))
+        return out
+
+
+class _STFTGANFamily(Objective):
+    """kan-bayashi's step (Parallel WaveGAN, Multi-band MelGAN): G step with the MR-STFT loss (and
+    the adversarial term after the warm-up); then, after the warm-up, a D step (LSGAN) on a fresh
+    no-grad synthesis (``update_prediction_after_generator_update``)."""
+
+    def __init__(self, model, settings=None, device="cpu"):
+        super().__init__(model, settings, device)
+        losses = self.settings["loss"]
+        self.lambda_adv = float(losses.get("adversarial", 4.0))
+        self.stft = MultiResolutionSTFTLoss(losses.get("stft_resolutions")).to(self.device)
+        self.discriminators["discriminator"] = self.build_discriminator()
+        self._add_optim("generator", model.parameters())
+        self._add_optim("discriminator", self.discriminators.parameters())
+        self.finish_setup()
+
+    def build_discriminator(self) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def synthesize(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.model(mel), None
+
+    def aux_loss(self, y_hat, y_sub, wave, out) -> torch.Tensor:
+        sc, mag = self.stft(y_hat, wave)
+        out["loss_sc"], out["loss_mag"] = _f(sc), _f(mag)
+        return sc + mag
+
+    def step(self, wave, ctx):
+        g, d = self.optims["generator"], self.optims["discriminator"]
+        disc = self.discriminators["discriminator"]
+        mel = self.features(wave)
+        out: dict[str, float] = {}
+        adversarial = self.adversarial(ctx)
+        y_hat, y_sub = self.synthesize(mel)
+        loss_g = self.aux_loss(y_hat, y_sub, wave, out)
+        if adversarial:
+            adv = generator_adversarial_loss(disc(y_hat), "lsgan", average=True)
+            loss_g = loss_g + self.lambda_adv * adv
+            out["loss_adv"] = _f(adv)
+        g.zero_grad()
+        loss_g.backward()
+        out["grad_norm_g"] = g.step(ctx)
+        out["loss"] = _f(loss_g)
+        if adversarial:
+            with torch.no_grad():
+                y_hat, _ = self.synthesize(mel)
+            d.zero_grad()
+            real, fake = disc(wave), disc(y_hat.detach())
+            n = len(real)
+            loss_real = sum(torch.mean((1.0 - s) ** 2) for s, _ in real) / n
+            loss_fake = sum(torch.mean(s ** 2) for s, _ in fake) / n
+            loss_d = loss_real + loss_fake
+            loss_d.backward()
+            out["grad_norm_d"] = d.step(ctx)
+            out["loss_d"] = _f(loss_d)
+        return out
+
+
+class ParallelWaveGANObjective(_STFTGANFamily):
+    name = "parallel_wavegan"
+    DEFAULTS = {
+        "generator": {"optimizer": "radam", "lr": 1e-4, "eps": 1e-6, "weight_decay": 0.0, "grad_norm": 10.0,
+                      "schedule": {"type": "multistep", "gamma": 0.5, "milestones": [0.5]}},
+        "discriminator": {"optimizer": "radam", "lr": 5e-5, "eps": 1e-6, "weight_decay": 0.0, "grad_norm": 1.0,
+                          "schedule": {"type": "multistep", "gamma": 0.5, "milestones": [0.5]}},
+        "discriminator_start": 0.25,
+        "loss": {"adversarial": 4.0,
+                 "stft_resolutions": [[1024, 120, 600], [2048, 240, 1200], [512, 50, 240]]},
+    }
+
+    def build_discriminator(self):
+        return ParallelWaveGANDiscriminator(conv_channels=max(1, round(64 * self.width)))
+
+
+class MultiBandMelGANObjective(_STFTGANFamily):
+    """Multi-band MelGAN: the generator's sub-band output (``subband_forward``) is compared with the
+    PQMF analysis of the target by the sub-band MR-STFT loss, the PQMF synthesis with the target by
+    the full-band one; ``(full + sub) / 2`` as in kan-bayashi's ``gen_loss *= 0.5 ... += 0.5 * sub``."""
+
+    name = "multiband_melgan"
+    DEFAULTS = {
+        "generator": {"optimizer": "adam", "lr": 1e-3, "eps": 1e-7, "weight_decay": 0.0, "amsgrad": True,
+                      "schedule": {"type": "multistep", "gamma": 0.5,
+                                   "milestones": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}},
+        "discriminator": {"optimizer": "adam", "lr": 1e-3, "eps": 1e-7, "weight_decay": 0.0, "amsgrad": True,
+                          "schedule": {"type": "multistep", "gamma": 0.5,
+                                       "milestones": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}},
+        "discriminator_start": 0.2,
+        "loss": {"adversarial": 2.5,
+                 "stft_resolutions": [[1024, 120, 600], [2048, 240, 1200], [512, 50, 240]],
+                 "subband_stft_resolutions": [[384, 30, 150], [683, 60, 300], [171, 10, 60]]},
+    }
+
+    def __init__(self, model, settings=None, device="cpu"):
+        if not hasattr(model, "subband_forward") or not hasattr(model, "pqmf"):
+            raise ObjectiveError("multiband_melgan needs a model with subband_forward() and a pqmf bank")
+        super().__init__(model, settings, device)
+        self.sub_stft = MultiResolutionSTFTLoss(self.settings["loss"]["subband_stft_resolutions"]).to(self.device)
+
+    def build_discriminator(self):
+        return MultiScaleDiscriminator.multiband_melgan(self.width)
+
+    def synthesize(self, mel):
+        sub = self.model.subband_forward(mel)
+        return self.model.pqmf.synthesis(sub).squeeze(1), sub
+
+    def aux_loss(self, y_hat, y_sub, wave, out):
+        sc, mag = self.stft(y_hat, wave)
+        with torch.no_grad():
+            target_sub = self.model.pqmf.analysis(wave.unsqueeze(1))
+        sub_sc, sub_mag = self.sub_stft(y_sub, target_sub)
+        out.update(loss_sc=_f(sc), loss_mag=_f(mag), loss_sub_sc=_f(sub_sc), loss_sub_mag=_f(sub_mag))
+        return 0.5 * (sc + mag) + 0.5 * (sub_sc + sub_mag)
+
+
+class UnivNetObjective(Objective):
+    """mindslab-ai/univnet: G step (2.5 x MR-STFT + LSGAN averaged over MRD + MPD); then D step on
+    the same (detached) synthesis."""
+
+    name = "univnet"
+    DEFAULTS = {
+        "generator": {"optimizer": "adamw", "lr": 1e-4, "betas": [0.5, 0.9], "weight_decay": 0.01},
+        "discriminator": {"optimizer": "adamw", "lr": 1e-4, "betas": [0.5, 0.9], "weight_decay": 0.01},
+        "loss": {"stft": 2.5, "stft_resolutions": [[1024, 120, 600], [2048, 240, 1200], [512, 50, 240]]},
+    }
+
+    def __init__(self, model, settings=None, device="cpu"):
+        super().__init__(model, settings, device)
+        losses = self.settings["loss"]
+        self.stft_weight = float(losses.get("stft", 2.5))
+        self.stft = MultiResolutionSTFTLoss(losses["stft_resolutions"]).to(self.device)
+        self.discriminators["mrd"] = MultiResolutionDiscriminator.univnet(self.width)
+        self.discriminators["mpd"] = MultiPeriodDiscriminator.univnet(self.width)
+        self._add_optim("generator", model.parameters())
+        self._add_optim("discriminator", self.discriminators.parameters())
+        self.finish_setup()
+
+    def _all(self, x):
+        return self.discriminators["mrd"](x) + self.discriminators["mpd"](x)
+
+    def step(self, wave, ctx):
+        g, d = self.optims["generator"], self.optims["discriminator"]
+        mel = self.features(wave)
+        g.zero_grad()
+        y_hat = self.model(mel)
+        sc, mag = self.stft(y_hat, wave)
+        stft = (sc + mag) * self.stft_weight
+        adv = generator_adversarial_loss(self._all(y_hat), "lsgan", average=True)
+        loss_g = adv + stft
+        loss_g.backward()
+        out = {"grad_norm_g": g.step(ctx), "loss_adv": _f(adv), "loss_stft": _f(stft), "loss": _f(loss_g)}
+        d.zero_grad()
+        loss_d = discriminator_loss(self._all(wave), self._all(y_hat.detach()), "lsgan", average=True)
+        loss_d.backward()
+        out.update(grad_norm_d=d.step(ctx), loss_d=_f(loss_d))
+        return out
+
+
+class WaveGlowObjective(Objective):
+    """NVIDIA/waveglow: negative log-likelihood of the flow, per sample (``WaveGlowLoss``)."""
+
+    name = "waveglow"
+    DEFAULTS = {"generator": {"optimizer": "adam", "lr": 1e-4}, "sigma": 1.0}
+
+    def __init__(self, model, settings=None, device="cpu"):
+        super().__init__(model, settings, device)
+        if not hasattr(model, "flow_forward"):
+            raise ObjectiveError("waveglow needs a model with flow_forward(audio, mel)")
+        self.sigma = float(self.settings.get("sigma", 1.0))
+        self._add_optim("generator", model.parameters())
+        self.finish_setup()
+
+    def step(self, wave, ctx):
+        g = self.optims["generator"]
+        mel = self.features(wave)
+        g.zero_grad()
+        z, log_s_list, log_det_list = self.model.flow_forward(wave, mel)
+        log_s_total = sum(torch.sum(s) for s in log_s_list)
+        log_det_total = sum(log_det_list)
+        loss = (torch.sum(z * z) / (2 * self.sigma ** 2) - log_s_total - log_det_total) / z.numel()
+        loss.backward()
+        return {"grad_norm_g": g.step(ctx), "loss": _f(loss)}
+
+
+class WaveRNNObjective(Objective):
+    """torchaudio's WaveRNN recipe, consistent with :class:`~audiofootprint.vocoders.wavernn.WaveRNNVocoder`.
+
+    A crop of ``(seq_len_factor + 2 * pad) * hop + 1`` samples gives ``seq_len_factor + 2 * pad``
+    mel frames (``pad = (kernel_size - 1) // 2`` frames of context either side, which the
+    MelResNet's unpadded first convolution consumes, as ``infer`` pads them), normalised to the
+    [0, 1] dB scale the vocoder feeds the network (``WaveRNNVocoder.normalize``); the
+    ``seq_len_factor * hop`` samples after the left context are mu-law encoded to classes
+    ``c``, the network sees ``2 c / (n_classes - 1) - 1`` (what ``infer`` feeds back) and is
+    trained by cross-entropy to predict the class of the next sample.
+    """
+
+    name = "wavernn"
+    DEFAULTS = {"generator": {"optimizer": "adam", "lr": 1e-4, "grad_norm": 4.0}, "seq_len_factor": 5}
+
+    def __init__(self, model, settings=None, device="cpu"):
+        super().__init__(model, settings, device)
+        self.net = getattr(model, "model", None)
+        if not isinstance(self.net, torchaudio.models.WaveRNN) or not hasattr(model, "normalize"):
+            raise ObjectiveError("wavernn needs a WaveRNNVocoder (torchaudio WaveRNN + normalize)")
+        self.seq_len_factor = int(self.settings.get("seq_len_factor", 5))
+        self.pad = int(self.net._pad)
+        self.n_classes = int(self.net.n_classes)
+        self._add_optim("generator", model.parameters())
+        self.finish_setup()
+
+    def crop_samples(self, segment_samples: int) -> int:
+        return (self.seq_len_factor + 2 * self.pad) * self.model.hop_length + 1
+
+    def step(self, wave, ctx):
+        g = self.optims["generator"]
+        hop, pad, length = self.model.hop_length, self.pad, self.seq_len_factor
+        with torch.no_grad():
+            spec = self.model.normalize(self.features(wave[:, : (length + 2 * pad) * hop])).unsqueeze(1)
+            classes = torchaudio.functional.mu_law_encoding(wave.clamp(-1.0, 1.0), self.n_classes)
+            start = pad * hop
+            x_in = 2.0 * classes[:, start : start + length * hop].to(wave.dtype) / (self.n_classes - 1) - 1.0
+            target = classes[:, start + 1 : start + length * hop + 1]
+        g.zero_grad()
+        logits = self.net(x_in.unsqueeze(1), spec).squeeze(1)  # [B, T, n_classes]
+        loss = F.cross_entropy(logits.transpose(1, 2), target)
+        loss.backward()
+        return {"grad_norm_g": g.step(ctx), "loss": _f(loss)}
+
+
+class DiffWaveObjective(Objective):
+    """lmnt-com/diffwave ``train_step``: ``x_t = sqrt(a_t) x + sqrt(1 - a_t) eps`` at a uniform
+    step ``t`` of the training schedule (``a_t`` the cumulative product of ``1 - beta``), loss
+    ``L1(eps, eps_theta(x_t, t | mel))``, through :meth:`DiffWave.denoise`."""
+
+    name = "diffwave"
+    DEFAULTS = {"generator": {"optimizer": "adam", "lr": 2e-4, "grad_norm": 1e9}}
+
+    def __init__(self, model, settings=None, device="cpu"):
+        super().__init__(model, settings, device)
+        if not hasattr(model, "denoise") or not hasattr(model, "noise_schedule"):
+            raise ObjectiveError("diffwave needs a DiffWave model (denoise, noise_schedule)")
+        beta = torch.tensor(model.noise_schedule, dtype=torch.float64)
+        self.noise_level = torch.cumprod(1.0 - beta, dim=0).float().to(self.device)
+        self._add_optim("generator", model.parameters())
+        self.finish_setup()
+
+    def step(self, wave, ctx):
+        g = self.optims["generator"]
+        mel = self.features(wave)
+        g.zero_grad()
+        n = wave.shape[0]
+        t = torch.randint(0, len(self.noise_level), (n,), device=wave.device)
+        scale = self.noise_level[t].unsqueeze(1)
+        noise = torch.randn_like(wave)
+        noisy = scale.sqrt() * wave + (1.0 - scale).sqrt() * noise
+        cond = self.model.spectrogram_upsampler(mel)
+        predicted = self.model.denoise(noisy, t.to(wave.dtype), cond)
+        loss = F.l1_loss(predicted, noise)
+        loss.backward()
+        return {"grad_norm_g": g.step(ctx), "loss": _f(loss)}
+
+
+#: Objective classes by the name used in ``training.objective`` (``none``: not trainable).
+OBJECTIVES: dict[str, type[Objective]] = {
+    cls.name: cls for cls in (
+        HiFiGANObjective, BigVGANObjective, VocosObjective, MelGANObjective, MultiBandMelGANObjective,
+        ParallelWaveGANObjective, UnivNetObjective, WaveGlowObjective, WaveRNNObjective, DiffWaveObjective,
+    )
+}
+
+#: Keys of a ``training`` section that belong to the loop, not to the objective.
+LOOP_KEYS = ("objective", "recipe", "recipe_steps", "batch_size", "segment_samples", "eval_max_seconds",
+             "shares_training_with")
+
+
+def build_objective(name: str, model: Vocoder, settings: Mapping | None = None,
+                    device: str | torch.device = "cpu") -> Objective:
+    """The objective ``name`` for ``model`` with a ``training`` section's settings."""
+    if name not in OBJECTIVES:
+        raise ObjectiveError(f"unknown training objective {name!r}; known: {', '.join(sorted(OBJECTIVES))} "
+                             "(or 'none' for a model without training)")
+    settings = {k: v for k, v in (settings or {}).items() if k not in LOOP_KEYS}
+    return OBJECTIVES[name](model, settings, device)

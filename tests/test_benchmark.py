@@ -1,0 +1,77 @@
+"""Benchmark computations: mel adaptation, efficiency by hand, the summary over models."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from audiofootprint import atomic
+from audiofootprint.benchmark import corpus_mel, efficiency, model_table, summarise
+from audiofootprint.params import compose_params
+from audiofootprint.vocoders.base import MelSettings
+from conftest import ROOT
+
+
+def test_mel_adapted_to_the_corpus():
+    hifigan = MelSettings()  # 22.05 kHz, f_max 8000
+    assert corpus_mel(hifigan, 16000) == {**hifigan.as_dict(), "sample_rate": 16000, "f_max": 8000.0}
+    vocos = MelSettings(sample_rate=24000, n_mels=100, f_max=None)
+    adapted = corpus_mel(vocos, 16000)
+    assert adapted["f_max"] == 8000.0 and adapted["n_mels"] == 100 and adapted["hop_length"] == 256
+
+
+def test_efficiency_by_hand():
+    table = pd.DataFrame({"pesq": [1.0, 2.0, 3.0], "energy_j_per_audio_s": [1.0, 2.0, 10.0]}, index=["f", "a", "b"])
+    # floor 1.0, ceiling 4.0: q = 0, 1/3, 2/3; divided by energy
+    assert efficiency(table, "pesq", 1.0, 4.0).tolist() == pytest.approx([0.0, 1 / 6, 2 / 30])
+    mcd = pd.DataFrame({"mcd": [8.0, 4.0], "energy_j_per_audio_s": [2.0, 4.0]})  # lower is better
+    assert efficiency(mcd, "mcd", 8.0, 0.0).tolist() == pytest.approx([0.0, 0.5 / 4])
+    with pytest.raises(ValueError, match="no room"):
+        efficiency(table, "pesq", 2.0, 2.0)
+
+
+def _fake_model(root, name, energy, pesq, training_kwh, q1=None, q3=None):
+    atomic.write_json(root / "results/benchmark" / name / "metrics.json", {
+        "family": name, "params": 1000, "size_mb": 0.1, "gflops_per_audio_s": 1.0,
+        "energy_j_per_audio_s": {"median": energy, "q1": q1 or energy * 0.9, "q3": q3 or energy * 1.1},
+        "net_energy_j_per_audio_s": {"median": energy / 2}, "real_time_factor": {"median": 0.1},
+        "energy_method": {"cpu": "estimate"}, "hardware": "cpu", "test_utterances": 2, "test_seconds": 4.0,
+        "quality": {"pesq": {"mean": pesq, "ci95": 0.05, "n": 2}},
+        "training": {"energy_kwh": training_kwh, "steps": 10, "seconds": 5.0, "trained_by": name},
+    })
+
+
+@pytest.fixture
+def project(tmp_path):
+    for name in ("conf", "data"):
+        shutil.copytree(ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+def test_summary_fronts_efficiency_and_failures(project):
+    params = compose_params(project, ["benchmark.models=[griffinlim_32,hifigan_v3,melgan,hifigan_v1]",
+                                      "benchmark.metrics=[pesq]"])
+    _fake_model(project, "griffinlim_32", energy=0.1, pesq=1.5, training_kwh=0.0)
+    _fake_model(project, "hifigan_v3", energy=1.0, pesq=2.5, training_kwh=0.001)
+    _fake_model(project, "melgan", energy=2.0, pesq=2.0, training_kwh=0.002)  # dominated by hifigan_v3
+    # hifigan_v1 has no metrics.json: its benchmark failed
+    atomic.write_json(project / "results/recordings/metrics.json", {"pesq": {"mean": 4.5, "ci95": 0.0, "n": 2}})
+    metrics = summarise(project, params)
+    assert metrics["pareto_inference"] == ["griffinlim_32", "hifigan_v3"]
+    assert metrics["failed"] == ["hifigan_v1"]
+    assert metrics["best_quality"] == "hifigan_v3"
+    table = pd.read_csv(project / "results/benchmark_summary/models.csv").set_index("model")
+    assert table.loc["hifigan_v3", "efficiency"] == pytest.approx((1.0 / 3.0) / 1.0)
+    assert table.loc["melgan", "efficiency"] == pytest.approx((0.5 / 3.0) / 2.0)
+    assert table.loc["griffinlim_32", "efficiency"] == 0
+    assert table.loc["hifigan_v1", "status"].startswith("failed")
+    assert metrics["most_efficient"] == "hifigan_v3"
+    assert json.loads((project / "results/benchmark_summary/metrics.json").read_text()) == metrics
+
+
+def test_model_table_marks_missing_results(project):
+    params = compose_params(project, ["benchmark.models=[melgan]"])
+    table = model_table(project, params)
+    assert table.loc[0, "status"].startswith("failed: ") and "melgan/metrics.json missing" in table.loc[0, "status"]
