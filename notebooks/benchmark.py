@@ -132,9 +132,10 @@ if "published_mos_gap" in ok.columns and ok["published_mos_gap"].notna().any():
 # **Definition.** With the floor $Q_f$ (a model that needs no training: Griffin-Lim) and the
 # ceiling $Q_c$ (the recordings themselves), a model's quality $Q$ closes a share
 # $q = (Q - Q_f) / (Q_c - Q_f)$ of the gap, and its efficiency is that share per joule spent per
-# second of audio: $\eta = q / E$. It is zero for the floor, negative for a model worse than
-# the floor, and grows when quality rises or energy falls: a model twice as frugal for the same
-# quality is twice as efficient. Unlike a single Pareto front it gives a ranking, and unlike
+# second of audio: $\eta = \max(q, 0) / E$. It is zero for the floor and for anything no better
+# (such a model buys nothing with its energy; ties are ranked by energy, the cheaper first), and
+# grows when quality rises or energy falls: a model twice as frugal for the same quality is
+# twice as efficient. Unlike a single Pareto front it gives a ranking, and unlike
 # quality alone it charges every model for what it burns.
 
 # %%

@@ -26,8 +26,9 @@ def test_efficiency_by_hand():
     table = pd.DataFrame({"pesq": [1.0, 2.0, 3.0], "energy_j_per_audio_s": [1.0, 2.0, 10.0]}, index=["f", "a", "b"])
     # floor 1.0, ceiling 4.0: q = 0, 1/3, 2/3; divided by energy
     assert efficiency(table, "pesq", 1.0, 4.0).tolist() == pytest.approx([0.0, 1 / 6, 2 / 30])
-    mcd = pd.DataFrame({"mcd": [8.0, 4.0], "energy_j_per_audio_s": [2.0, 4.0]})  # lower is better
-    assert efficiency(mcd, "mcd", 8.0, 0.0).tolist() == pytest.approx([0.0, 0.5 / 4])
+    mcd = pd.DataFrame({"mcd": [8.0, 4.0, 10.0], "energy_j_per_audio_s": [2.0, 4.0, 1.0]})  # lower is better
+    # the third is worse than the floor: it buys nothing, whatever its energy
+    assert efficiency(mcd, "mcd", 8.0, 0.0).tolist() == pytest.approx([0.0, 0.5 / 4, 0.0])
     with pytest.raises(ValueError, match="no room"):
         efficiency(table, "pesq", 2.0, 2.0)
 
@@ -51,11 +52,12 @@ def project(tmp_path):
 
 
 def test_summary_fronts_efficiency_and_failures(project):
-    params = compose_params(project, ["benchmark.models=[griffinlim_32,hifigan_v3,melgan,hifigan_v1]",
+    params = compose_params(project, ["benchmark.models=[griffinlim_32,hifigan_v3,melgan,vocos,hifigan_v1]",
                                       "benchmark.metrics=[pesq]"])
     _fake_model(project, "griffinlim_32", energy=0.1, pesq=1.5, training_kwh=0.0)
     _fake_model(project, "hifigan_v3", energy=1.0, pesq=2.5, training_kwh=0.001)
     _fake_model(project, "melgan", energy=2.0, pesq=2.0, training_kwh=0.002)  # dominated by hifigan_v3
+    _fake_model(project, "vocos", energy=0.5, pesq=1.2, training_kwh=0.001)  # below the floor
     # hifigan_v1 has no metrics.json: its benchmark failed
     atomic.write_json(project / "results/recordings/metrics.json", {"pesq": {"mean": 4.5, "ci95": 0.0, "n": 2}})
     metrics = summarise(project, params)
@@ -67,6 +69,10 @@ def test_summary_fronts_efficiency_and_failures(project):
     assert table.loc["melgan", "efficiency"] == pytest.approx((0.5 / 3.0) / 2.0)
     assert table.loc["griffinlim_32", "efficiency"] == 0
     assert table.loc["hifigan_v1", "status"].startswith("failed")
+    # zero efficiency (the floor, and vocos below it) ranks after the others, the cheaper first
+    assert table.loc["vocos", "efficiency"] == 0
+    assert table["rank_by_efficiency"].dropna().astype(int).to_dict() == {
+        "hifigan_v3": 1, "melgan": 2, "griffinlim_32": 3, "vocos": 4}
     assert metrics["most_efficient"] == "hifigan_v3"
     assert json.loads((project / "results/benchmark_summary/metrics.json").read_text()) == metrics
 

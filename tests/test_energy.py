@@ -1,7 +1,6 @@
 """The measurement harness on work of known cost, its statistics, static costs, and no network."""
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -18,14 +17,6 @@ def tracker_settings(tmp_path):
     return TrackerSettings(country_iso3="FRA", output_dir=str(tmp_path / "codecarbon"))
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any attempt to open a network connection fails the test."""
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args}")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 def test_spread_by_hand():

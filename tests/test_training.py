@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -79,13 +78,6 @@ def tracker(tmp_path_factory):
     return open_tracker(TrackerSettings(country_iso3="FRA", output_dir=str(tmp_path_factory.mktemp("codecarbon"))))
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"network access attempted: {args}")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 def tiny(objective: str, seed: int = 0):

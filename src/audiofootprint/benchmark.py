@@ -261,14 +261,17 @@ def efficiency(table: pd.DataFrame, axis: str, floor: float, ceiling: float) -> 
     divided by its energy per second of audio (J). Oriented so that higher is better.
 
         q = (Q - Q_floor) / (Q_ceiling - Q_floor)   (1 = as good as the recordings, 0 = the floor)
-        efficiency = q / E                          (per J per second of audio)
+        efficiency = max(q, 0) / E                  (per J per second of audio)
+
+    A model no better than the floor buys nothing with its energy: its efficiency is 0 (a
+    negative share divided by energy would reward burning more).
     """
     direction = quality.METRICS[axis]["direction"]
     gap = (table[axis] - floor) if direction == "max" else (floor - table[axis])
     span = (ceiling - floor) if direction == "max" else (floor - ceiling)
     if span == 0:
         raise ValueError(f"the floor and the ceiling of {axis} are equal ({floor}): no room to rank by efficiency")
-    return (gap / span) / table["energy_j_per_audio_s"]
+    return (gap / span).clip(lower=0.0) / table["energy_j_per_audio_s"]
 
 
 def summarise(root: str | Path, params: dict) -> dict:
@@ -297,12 +300,17 @@ def summarise(root: str | Path, params: dict) -> dict:
         ok, inference, {"energy_j_per_audio_s": ("energy_q1", "energy_q3"), axis: ("q_low", "q_high")})
     ok["efficiency"] = efficiency(ok, axis, floor, ceiling)
     ok["rank_by_quality"] = ok[axis].rank(ascending=(direction == "min"), method="min").astype(int)
-    ok["rank_by_efficiency"] = ok["efficiency"].rank(ascending=False, method="min").astype(int)
+    # equal efficiency (all models at or below the floor score 0): the one using less energy ranks first
+    order = ok.sort_values(["efficiency", "energy_j_per_audio_s"], ascending=[False, True]).index
+    ok["rank_by_efficiency"] = pd.Series(range(1, len(order) + 1), index=order)
 
     mos_links = {k: v for k, v in (bench.get("published_mos") or {}).items() if k in ok.index}
     if mos_links:
         published = load_published_mos(root / params["carbon"]["published_mos"])
-        linkable = {k: v for k, v in mos_links.items() if v in set(published["model"])}
+        # only MOS from listening tests that also rated the recordings can be put on one scale
+        truth = set(published.loc[published["model"] == "Ground Truth", "source"])
+        rated = published[published["mos"].notna() & published["source"].isin(truth)]
+        linkable = {k: v for k, v in mos_links.items() if v in set(rated["model"])}
         gaps = relative_mos(published, {v: k for k, v in linkable.items()}) if linkable else pd.DataFrame()
         if len(gaps):
             ok = ok.join(gaps.set_index("model_id")[["mos_gap", "n_tests"]].rename(
@@ -319,7 +327,7 @@ def summarise(root: str | Path, params: dict) -> dict:
         "pareto_inference": front,
         "pareto_inference_survives_spread": sorted(ok.index[ok["pareto_inference_survives_spread"]]),
         "pareto_training": sorted(ok.index[ok["pareto_training"]]),
-        "most_efficient": str(ok["efficiency"].idxmax()),
+        "most_efficient": str(ok["rank_by_efficiency"].idxmin()),
         "best_quality": str(ok[axis].idxmax() if direction == "max" else ok[axis].idxmin()),
         "failed": sorted(table.index[table["status"] != "ok"]),
         "rank_correlation_quality_efficiency": round(float(ok["rank_by_quality"].corr(ok["rank_by_efficiency"],
