@@ -5,6 +5,7 @@ import csv
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,3 +51,15 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+def speechlike(seconds: float, sr: int, seed: int, level: float = 0.1) -> np.ndarray:
+    """A voiced-speech stand-in: harmonics of a gliding f0, syllable-rate envelope, some noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t + seed)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    voice = sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 20))
+    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t + seed)
+    x = voice * envelope + 0.05 * rng.standard_normal(len(t))
+    return (level * x / np.max(np.abs(x))).astype(np.float32)

@@ -26,6 +26,7 @@ from audiofootprint.training.config import (
 from audiofootprint.training.loop import CHECKPOINT, GENERATOR, RECORD, train
 from audiofootprint.training.objectives import OBJECTIVES, StepContext, build_objective
 from audiofootprint.vocoders import zoo
+from conftest import speechlike
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = zoo.load_zoo(ROOT)
@@ -47,17 +48,6 @@ TINY = {
     "diffwave": ("diffwave_6", {"residual_layers": 4, "residual_channels": 8, "dilation_cycle_length": 2}, 2048, 1.0),
 }
 GANS = {"hifigan", "bigvgan", "melgan", "multiband_melgan", "parallel_wavegan", "univnet", "vocos"}
-
-
-def speechlike(seconds: float, sr: int, seed: int, level: float = 0.1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    f0 = 140 + 30 * np.sin(2 * np.pi * 0.7 * t + seed)
-    phase = 2 * np.pi * np.cumsum(f0) / sr
-    voice = sum(np.sin(k * phase + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 20))
-    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t + seed)
-    x = voice * envelope + 0.05 * rng.standard_normal(len(t))
-    return (level * x / np.max(np.abs(x))).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
