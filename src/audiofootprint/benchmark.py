@@ -16,7 +16,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import soundfile as sf
 import torch
