@@ -13,7 +13,7 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: repro test test-slow params corpus-source lab lock clean-venv
+.PHONY: repro test test-slow params corpus-source browser lab lab-setup lock clean-venv
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,7 @@ params: $(VENV)/.installed
 repro: params corpus-source
 	$(BIN)/dvc repro
 	$(BIN)/dvc metrics show
+	@echo "Read the results: reports/index.html"
 
 ## The corpus' recordings: install its Debian package when missing (as root), else say how.
 corpus-source: params
@@ -41,15 +42,31 @@ corpus-source: params
 	else echo "The corpus needs Debian's $$pkg. Run: sudo apt-get install $$pkg"; exit 1; fi
 
 ## Run the tests (slow end-to-end runs excluded: see test-slow).
-test: $(VENV)/.installed corpus-source
+test: $(VENV)/.installed corpus-source browser
 	$(BIN)/python -m pytest
 
 test-slow: $(VENV)/.installed
 	$(BIN)/python -m pytest -m slow
 
-## Open the notebooks in JupyterLab with the project's kernel.
-lab: $(VENV)/.installed
-	$(BIN)/jupyter lab notebooks/
+## Debian's chromium, for the browser test of reports/index.html: installed when missing (as root), else say how.
+browser:
+	@if command -v chromium >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then echo "installing chromium (browser test of reports/index.html)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "The browser test needs Debian's chromium. Run: sudo apt-get install chromium"; exit 1; fi
+
+## Open the notebooks in JupyterLab with the project's kernel (notebooks/*.py open as notebooks).
+lab: lab-setup
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
+
+## Register the `audiofootprint` kernel and open jupytext .py files as notebooks by default, both
+## inside LAB_PREFIX (the venv, i.e. its sys.prefix). Idempotent.
+LAB_PREFIX ?= $(CURDIR)/$(VENV)
+lab-setup: $(VENV)/.installed
+	$(BIN)/python -m ipykernel install --prefix $(LAB_PREFIX) --name audiofootprint --display-name "audiofootprint (.venv)"
+	$(BIN)/jupytext-config --settings-file $(LAB_PREFIX)/etc/jupyter/labconfig/default_setting_overrides.json \
+	  set-default-viewer python
 
 ## Re-pin requirements.lock from requirements.in in a fresh venv, and mirror it in environment.yml.
 lock:

@@ -5,9 +5,9 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3 (ipykernel)
+#     display_name: audiofootprint (.venv)
 #     language: python
-#     name: python3
+#     name: audiofootprint
 # ---
 
 # %% [markdown]
@@ -20,7 +20,7 @@
 # measurement harness. Computed by `audiofootprint benchmark summary`.
 
 # %% tags=["parameters"]
-root = "."
+root = ".."  # the project root seen from notebooks/, where JupyterLab starts the kernel
 
 # %%
 import json
@@ -44,7 +44,7 @@ figures.mkdir(parents=True, exist_ok=True)
 SAVE = dict(dpi=110, bbox_inches="tight", metadata={"Software": None})
 ok = table[table["status"] == "ok"]
 failed = table[table["status"] != "ok"]
-first = json.loads(next((root / "results/benchmark").glob("*/measurement.json")).read_text())["measurement"]
+first = json.loads((root / "results/benchmark" / ok.index[0] / "measurement.json").read_text())["measurement"]
 display(Markdown(
     f"Profile **{params['profile']['name']}**: training budget {params['profile']['train']['max_seconds']} s per "
     f"model, measured on {first['hardware']['cpu_model']} ({first['hardware']['cpu_count']:g} cores, GPU: "
@@ -52,7 +52,8 @@ display(Markdown(
     f"GPU {first['methods']['gpu']}. Quality axis: {METRICS[axis]['name']} ({METRICS[axis]['direction']} is better)."
 ))
 if len(failed):
-    display(Markdown("**Failed models** (kept out of the analysis): " + ", ".join(failed.index)))
+    display(Markdown("**Failed models** (kept out of the analysis; training energy spent until the failure in "
+                     "models.csv): " + "; ".join(f"**{name}**: {row['reason']}" for name, row in failed.iterrows())))
 
 # %% [markdown]
 # ## All models

@@ -5,9 +5,9 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3 (ipykernel)
+#     display_name: audiofootprint (.venv)
 #     language: python
-#     name: python3
+#     name: audiofootprint
 # ---
 
 # %% [markdown]
@@ -27,7 +27,7 @@
 # `audiofootprint training-carbon` (`src/audiofootprint/carbon.py`).
 
 # %% tags=["parameters"]
-root = "."
+root = ".."  # the project root seen from notebooks/, where JupyterLab starts the kernel
 
 # %%
 import json

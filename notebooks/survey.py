@@ -5,9 +5,9 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3 (ipykernel)
+#     display_name: audiofootprint (.venv)
 #     language: python
-#     name: python3
+#     name: audiofootprint
 # ---
 
 # %% [markdown]
@@ -25,7 +25,7 @@
 # papers whose cell is known.
 
 # %% tags=["parameters"]
-root = "."
+root = ".."  # the project root seen from notebooks/, where JupyterLab starts the kernel
 
 # %%
 import json

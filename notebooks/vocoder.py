@@ -5,9 +5,9 @@
 #       extension: .py
 #       format_name: percent
 #   kernelspec:
-#     display_name: Python 3 (ipykernel)
+#     display_name: audiofootprint (.venv)
 #     language: python
-#     name: python3
+#     name: audiofootprint
 # ---
 
 # %% [markdown]
@@ -18,7 +18,7 @@
 # (`src/audiofootprint/benchmark.py`); this notebook shows its results.
 
 # %% tags=["parameters"]
-root = "."
+root = ".."  # the project root seen from notebooks/, where JupyterLab starts the kernel
 model = "griffinlim_32"
 
 # %%

@@ -1,8 +1,13 @@
-"""Shared fixtures: the project root and small hand-made survey tables."""
+"""Shared fixtures: the project root, small hand-made survey tables, and the pipeline run in a
+temporary copy of the project (shared by the pipeline and site tests)."""
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +68,54 @@ def speechlike(seconds: float, sr: int, seed: int, level: float = 0.1) -> np.nda
     envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t + seed)
     x = voice * envelope + 0.05 * rng.standard_normal(len(t))
     return (level * x / np.max(np.abs(x))).astype(np.float32)
+
+
+#: What a temporary copy of the compendium needs to run its pipeline.
+PROJECT_FILES = ["conf", "data", "notebooks", "src", "vocoders", "dvc.yaml", "params.yaml", ".dvc/config",
+                 ".dvcignore"]
+#: The models of the `benchmarked` pipeline run.
+BENCHMARK_MODELS = ["griffinlim_32", "hifigan_v3", "melgan"]
+# The quantization stages of that pipeline: one model, a scheme of each kind (dynamic int8 never
+# applies to HiFi-GAN, which has no Linear layer), two calibration utterances.
+QUANTIZED_MODELS = ["hifigan_v3"]
+QUANTIZATION_SCHEMES = ["fp32", "dynamic_int8", "static_int8", "weight_int4"]
+
+
+def copy_project(root: Path, dest: Path) -> Path:
+    """Copy the compendium's sources into ``dest`` as a DVC project without git."""
+    for name in PROJECT_FILES:
+        source = root / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif source.exists():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    run(["dvc", "config", "core.no_scm", "true"], dest)
+    return dest
+
+
+def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command from the project's environment (its bin/ first on PATH), offline."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               DVC_NO_ANALYTICS="1")
+    env.pop("MPLBACKEND", None)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def benchmarked(tmp_path_factory):
+    """The whole benchmark, corpus to Pareto notebook, on the ci profile for three models (one run per session)."""
+    from audiofootprint.corpus import ALLISON_DIR
+
+    if not ALLISON_DIR.is_dir():
+        pytest.skip(f"{ALLISON_DIR} missing: `make test` installs asterisk-core-sounds-en-g722 when run as root")
+    project = copy_project(ROOT, tmp_path_factory.mktemp("bench"))
+    run(["audiofootprint", "params", "--write", "profile=ci", f"benchmark.models=[{','.join(BENCHMARK_MODELS)}]",
+         f"quantize.models=[{','.join(QUANTIZED_MODELS)}]", f"quantize.schemes=[{','.join(QUANTIZATION_SCHEMES)}]",
+         "quantize.calibration_utterances=2"],
+        project)
+    first = run(["dvc", "repro", "benchmark_report"], project)
+    return project, first

@@ -80,4 +80,4 @@ def test_summary_fronts_efficiency_and_failures(project):
 def test_model_table_marks_missing_results(project):
     params = compose_params(project, ["benchmark.models=[melgan]"])
     table = model_table(project, params)
-    assert table.loc[0, "status"].startswith("failed: ") and "melgan/metrics.json missing" in table.loc[0, "status"]
+    assert table.loc[0, "status"] == "failed" and "melgan/metrics.json missing" in table.loc[0, "reason"]

@@ -2,40 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-#: What a temporary copy of the compendium needs to run its pipeline.
-PROJECT_FILES = ["conf", "data", "notebooks", "src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore"]
-
-
-def copy_project(root: Path, dest: Path) -> Path:
-    """Copy the compendium's sources into ``dest`` as a DVC project without git."""
-    for name in PROJECT_FILES:
-        source = root / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        elif source.exists():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-    run(["dvc", "config", "core.no_scm", "true"], dest)
-    return dest
-
-
-def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command from the project's environment (its bin/ first on PATH), offline."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               DVC_NO_ANALYTICS="1")
-    env.pop("MPLBACKEND", None)
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
+from conftest import BENCHMARK_MODELS, copy_project, run
 
 
 @pytest.fixture(scope="module")
@@ -97,24 +69,6 @@ def test_carbon_stage_outputs(reproduced):
     assert "Quality against training energy" in html and "Sensitivity" in html
     for figure in ["training_co2e", "co2e_by_year", "quality_training_energy", "sensitivity"]:
         assert (project / f"results/carbon/figures/{figure}.png").read_bytes()[:4] == b"\x89PNG"
-
-
-BENCHMARK_MODELS = ["griffinlim_32", "hifigan_v3", "melgan"]
-
-
-@pytest.fixture(scope="module")
-def benchmarked(tmp_path_factory):
-    """The whole benchmark, corpus to Pareto notebook, on the ci profile for three models."""
-    from audiofootprint.corpus import ALLISON_DIR
-
-    if not ALLISON_DIR.is_dir():
-        pytest.skip(f"{ALLISON_DIR} missing: `make test` installs asterisk-core-sounds-en-g722 when run as root")
-    root = Path(__file__).resolve().parents[1]
-    project = copy_project(root, tmp_path_factory.mktemp("bench"))
-    run(["audiofootprint", "params", "--write", "profile=ci", f"benchmark.models=[{','.join(BENCHMARK_MODELS)}]"],
-        project)
-    first = run(["dvc", "repro", "benchmark_report"], project)
-    return project, first
 
 
 def test_benchmark_runs_every_stage_for_three_models(benchmarked):

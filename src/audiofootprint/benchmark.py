@@ -8,19 +8,23 @@ Per model (stage ``benchmark@NAME``)::
     results/benchmark/NAME/measurement.json  the harness' full measurement
     results/benchmark/NAME/audio/*.wav       a few syntheses and their recordings, to listen to
 
+A model whose training or benchmark failed has the same files saying ``status: failed`` and why
+(:mod:`audiofootprint.failures`); the summary lists it as failed and goes on with the others.
+
 Summary (stage ``benchmark_summary``): results/benchmark_summary/{models.csv, metrics.json}.
 """
 from __future__ import annotations
 
 import json
 import math
+import socket
 from pathlib import Path
 
 import pandas as pd
 import soundfile as sf
 import torch
 
-from audiofootprint import atomic, quality
+from audiofootprint import atomic, failures, quality
 from audiofootprint.corpus import iter_utterances
 from audiofootprint.energy import MeasureSettings, TrackerSettings
 from audiofootprint.energy.cost import measure_vocoder
@@ -61,6 +65,9 @@ def load_trained(model: Vocoder, training_dir: Path) -> dict:
     if not record_path.is_file():
         raise FileNotFoundError(f"{record_path} not found: run the training stage first (dvc repro train@...)")
     record = json.loads(record_path.read_text())
+    if failures.failed(record):
+        raise failures.FailedTrainingError(f"{record_path} records a failed training ({failures.reason(record)}): "
+                                           "no weights to load")
     weights = training_dir / "generator.pt"
     if weights.is_file():
         model.from_checkpoint(weights)
@@ -73,8 +80,10 @@ def train_model(root: str | Path, name: str, params: dict) -> dict:
     """Train one model under the profile's budget (stage ``train@NAME``); return its record.
 
     The output folder persists between runs so that an interrupted training resumes. A record
-    made with other settings (model file, budget, corpus) is discarded first: the fingerprint
-    of those settings is kept in ``settings.json`` beside the checkpoint.
+    made with other settings (model file, the module of its class, budget, corpus) is discarded
+    first: the fingerprint of those settings is kept in ``settings.json`` beside the checkpoint.
+    A training that fails is recorded (:func:`audiofootprint.failures.training_failure`) and its
+    record returned; a configuration error (:class:`~audiofootprint.vocoders.zoo.ConfigError`) raises.
     """
     import hashlib
     import shutil
@@ -84,7 +93,8 @@ def train_model(root: str | Path, name: str, params: dict) -> dict:
     entry = zoo.load_zoo(root)[name]
     out = root / MODELS_DIR / name
     corpus_json = root / CORPUS_DIR / "corpus.json"
-    settings = {"vocoder": entry.path.read_text(), "train": profile["train"], "seed": profile["seed"],
+    settings = {"vocoder": entry.path.read_text(), "code": zoo.class_source(entry), "train": profile["train"],
+                "seed": profile["seed"],
                 "device": profile["device"], "corpus": corpus_json.read_text() if corpus_json.is_file() else None}
     fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     stamp = out / "settings.json"
@@ -98,7 +108,7 @@ def train_model(root: str | Path, name: str, params: dict) -> dict:
                   "note": f"{name} has no trainable weights: no training, no training energy"}
         atomic.write_json(out / "training.json", record)
         return record
-    from audiofootprint.training.loop import train
+    from audiofootprint.training.loop import TrainingFailed, train
 
     torch.manual_seed(profile["seed"])
     torch.set_num_threads(int(profile["torch_threads"]))
@@ -106,8 +116,15 @@ def train_model(root: str | Path, name: str, params: dict) -> dict:
     energy = params["energy"]
     tracker = TrackerSettings(**{**energy, "output_dir": str(root / energy["output_dir"])})
     device = profile["device"] if (profile["device"] == "cpu" or torch.cuda.is_available()) else "cpu"
-    return train(entry, model, root / CORPUS_DIR, out, profile["train"], tracker, device=device,
-                 seed=int(profile["seed"]), progress=True)
+    try:
+        return train(entry, model, root / CORPUS_DIR, out, profile["train"], tracker, device=device,
+                     seed=int(profile["seed"]), progress=True)
+    except TrainingFailed as failure:  # during training: what it spent until then is recorded
+        return failures.training_failure(out, name, failure.error, failure.progress)
+    except zoo.ConfigError:
+        raise
+    except Exception as error:  # before the first step (objective, optimisers, data, resuming)
+        return failures.training_failure(out, name, error, {"objective": objective})
 
 
 def test_utterances(corpus_dir: Path, count: int, max_seconds: float) -> list[tuple[str, torch.Tensor, int]]:
@@ -190,21 +207,48 @@ def run_model(root: str | Path, name: str, params: dict, progress: bool = True) 
         "real_time_factor": _rounded(summary["real_time_factor"]),
         "energy_method": cost["measurement"]["methods"],
         "hardware": cost["measurement"]["hardware"]["cpu_model"],
+        "host": socket.gethostname(),  # results of several machines merge (audiofootprint merge): each keeps its own
         "test_utterances": len(table),
         "test_seconds": round(float(table["seconds"].sum()), 3),
-        "quality": {metric: _mean_ci(table[metric]) for metric in table.columns if metric not in ("id", "seconds")},
+        "quality": {metric: mean_ci(table[metric]) for metric in table.columns if metric not in ("id", "seconds")},
         "training": {key: record[key] for key in ("objective", "steps", "seconds", "energy_kwh", "co2e_kg")
-                     if key in record} | {"trained_by": plan["trained_by"]},
+                     if key in record} | {"trained_by": plan["trained_by"],
+                                          "hardware": (record.get("hardware") or {}).get("cpu_model")},
     }
     atomic.write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def benchmark_model(root: str | Path, name: str, params: dict, progress: bool = True) -> dict:
+    """Stage ``benchmark@NAME``: :func:`run_model`, or the record of a failure that lets the pipeline go on.
+
+    A model whose training failed, or whose benchmark raises, gets ``status: failed`` outputs
+    (:func:`audiofootprint.failures.benchmark_failure`). A configuration error, or a training
+    record that is missing (the training stage has not run), still raises.
+    """
+    root = Path(root)
+    trained_by = params["benchmark"]["models"][name]["trained_by"]
+    record_path = root / MODELS_DIR / trained_by / "training.json"
+    if not record_path.is_file():
+        raise FileNotFoundError(f"{record_path} not found: run the training stage first (dvc repro train@{trained_by})")
+    record = json.loads(record_path.read_text())
+    family = zoo.load_zoo(root)[name].family
+    out = root / BENCHMARK_DIR / name
+    if failures.failed(record):
+        return failures.benchmark_failure(out, name, family, trained_by, record)
+    try:
+        return run_model(root, name, params, progress)
+    except zoo.ConfigError:
+        raise
+    except Exception as error:  # synthesis, scoring or measurement: recorded, the others go on
+        return failures.benchmark_failure(out, name, family, trained_by, record, error)
 
 
 def _rounded(stats: dict) -> dict:
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats.items()}
 
 
-def _mean_ci(values: pd.Series) -> dict:
+def mean_ci(values: pd.Series) -> dict:
     """Mean of a metric over utterances with a 95% confidence interval (normal approximation)."""
     values = values.dropna().astype(float)
     mean = float(values.mean())
@@ -222,7 +266,7 @@ def score_recordings(root: str | Path, params: dict) -> dict:
         audio = wave.reshape(-1).numpy()
         rows.append({"id": utt_id, **quality.score(audio, audio, rate, metrics=tuple(params["benchmark"]["metrics"]))})
     table = pd.DataFrame(rows)
-    metrics = {metric: _mean_ci(table[metric]) for metric in table.columns if metric != "id"}
+    metrics = {metric: mean_ci(table[metric]) for metric in table.columns if metric != "id"}
     atomic.write_json(root / "results" / "recordings" / "metrics.json", metrics)
     return metrics
 
@@ -234,9 +278,13 @@ def model_table(root: str | Path, params: dict) -> pd.DataFrame:
     for name in params["benchmark"]["models"]:
         path = root / BENCHMARK_DIR / name / "metrics.json"
         if not path.is_file():
-            rows.append({"model": name, "status": f"failed: {path} missing"})
+            rows.append({"model": name, "status": failures.FAILED, "failed_stage": "benchmark",
+                         "reason": f"{path} missing: run `dvc repro benchmark@{name}`"})
             continue
         m = json.loads(path.read_text())
+        if failures.failed(m):
+            rows.append(failures.table_row(name, m))
+            continue
         row = {"model": name, "status": "ok", "family": m["family"], "params": m["params"], "size_mb": m["size_mb"],
                "gflops_per_audio_s": m["gflops_per_audio_s"],
                "energy_j_per_audio_s": m["energy_j_per_audio_s"]["median"],
@@ -246,8 +294,8 @@ def model_table(root: str | Path, params: dict) -> pd.DataFrame:
                "training_energy_kwh": m["training"].get("energy_kwh", 0.0) or 0.0,
                "training_steps": m["training"].get("steps", 0) or 0,
                "training_seconds": m["training"].get("seconds", 0.0) or 0.0,
-               "trained_by": m["training"]["trained_by"], "hardware": m["hardware"],
-               "energy_method_cpu": m["energy_method"]["cpu"]}
+               "trained_by": m["training"]["trained_by"], "hardware": m["hardware"], "host": m.get("host"),
+               "training_hardware": m["training"].get("hardware"), "energy_method_cpu": m["energy_method"]["cpu"]}
         for metric, stats in m["quality"].items():
             row[metric] = stats["mean"]
             row[f"{metric}_ci95"] = stats["ci95"]
@@ -271,6 +319,13 @@ def efficiency(table: pd.DataFrame, axis: str, floor: float, ceiling: float) -> 
     if span == 0:
         raise ValueError(f"the floor and the ceiling of {axis} are equal ({floor}): no room to rank by efficiency")
     return (gap / span).clip(lower=0.0) / table["energy_j_per_audio_s"]
+
+
+def measured_on(rows: pd.DataFrame, column: str = "hardware") -> dict:
+    """The hardware (and hosts) behind the energies in ``column`` of ``rows``: they compare only on one hardware."""
+    hardware = sorted({str(value) for value in rows[column].dropna()})
+    hosts = sorted({str(value) for value in rows["host"].dropna()}) if "host" in rows else []
+    return {"hardware": hardware, "hosts": hosts, "comparable": len(hardware) <= 1}
 
 
 def summarise(root: str | Path, params: dict) -> dict:
@@ -329,8 +384,18 @@ def summarise(root: str | Path, params: dict) -> dict:
         "most_efficient": str(ok["rank_by_efficiency"].idxmin()),
         "best_quality": str(ok[axis].idxmax() if direction == "max" else ok[axis].idxmin()),
         "failed": sorted(table.index[table["status"] != "ok"]),
+        "failed_reasons": {name: str(table.loc[name, "reason"]) for name in sorted(table.index[table["status"] != "ok"])},
         "rank_correlation_quality_efficiency": round(float(ok["rank_by_quality"].corr(ok["rank_by_efficiency"],
                                                                                           method="spearman")), 4),
+        # every model is a point of both fronts: energies measured on different hardware do not compare
+        "pareto_inference_measured_on": measured_on(ok),
+        "pareto_training_measured_on": measured_on(ok[ok["training_energy_kwh"] > 0], "training_hardware"),
     }
+    for front in ("inference", "training"):
+        seen = metrics[f"pareto_{front}_measured_on"]
+        if not seen["comparable"]:
+            metrics[f"pareto_{front}_warning"] = (
+                f"{front} energies were measured on {len(seen['hardware'])} kinds of hardware "
+                f"({'; '.join(seen['hardware'])}): they are not comparable, nor is this front")
     atomic.write_json(out / "metrics.json", metrics)
     return metrics

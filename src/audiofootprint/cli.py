@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 #: Notebooks the `notebook` sub-command renders, by name (notebooks/NAME.py -> reports/NAME.*).
-NOTEBOOKS = ("survey", "carbon", "benchmark")
+NOTEBOOKS = ("survey", "carbon", "benchmark", "quantize")
 
 
 def _cmd_params(args: argparse.Namespace) -> int:
@@ -222,6 +222,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     params.check_params(args.root)
     record = train_model(args.root, args.vocoder, params.load_params(args.root))
+    if record.get("status") == "failed":  # recorded and told on stderr: the pipeline goes on
+        return 0
     print(f"trained {args.vocoder}: {record.get('steps', 0)} steps, {record.get('seconds', 0):.1f} s, "
           f"{record.get('energy_kwh', 0) * 3.6e6:.1f} J ({record.get('objective')})")
     return 0
@@ -239,7 +241,7 @@ def _cmd_recordings(args: argparse.Namespace) -> int:
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from audiofootprint import params
-    from audiofootprint.benchmark import run_model, summarise
+    from audiofootprint.benchmark import benchmark_model, summarise
 
     params.check_params(args.root)
     loaded = params.load_params(args.root)
@@ -247,24 +249,79 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         metrics = summarise(args.root, loaded)
         print(f"benchmark: Pareto front (quality vs inference energy): {', '.join(metrics['pareto_inference'])}; "
               f"most efficient: {metrics['most_efficient']}; best quality: {metrics['best_quality']}")
+        for name, why in metrics["failed_reasons"].items():
+            print(f"benchmark: {name} FAILED: {why}", file=sys.stderr)
         return 0
     if args.vocoder not in loaded["benchmark"]["models"]:
         raise KeyError(f"{args.vocoder!r} is not in benchmark.models of params.yaml "
                        f"({', '.join(loaded['benchmark']['models'])})")
-    metrics = run_model(args.root, args.vocoder, loaded)
+    metrics = benchmark_model(args.root, args.vocoder, loaded)
+    if metrics.get("status") == "failed":  # recorded and told on stderr: the pipeline goes on
+        return 0
     print(f"{args.vocoder}: {metrics['energy_j_per_audio_s']['median']:.3g} J per audio second, "
           f"RTF {metrics['real_time_factor']['median']:.3g}, "
           + ", ".join(f"{k} {v['mean']:.3f}" for k, v in metrics["quality"].items()))
     return 0
 
 
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from audiofootprint import params
+    from audiofootprint.quantization.study import run_variant, summarise
+
+    params.check_params(args.root)
+    loaded = params.load_params(args.root)
+    if args.vocoder == "summary":
+        metrics = summarise(args.root, loaded)
+        shown = ", ".join(f"{scheme} {s['size_ratio_median']:.2f}x smaller, {s['speedup_median']:.2f}x faster"
+                          for scheme, s in metrics["by_scheme"].items())
+        print(f"quantization: {metrics['variants_measured']} variants measured; median per scheme: {shown}")
+        return 0
+    if args.scheme is None:
+        raise ValueError("give a scheme: audiofootprint quantize MODEL SCHEME (or `audiofootprint quantize summary`)")
+    metrics = run_variant(args.root, args.vocoder, args.scheme, loaded)
+    if metrics["status"] == "ok":
+        print(f"{args.vocoder}/{args.scheme}: {metrics['size_bytes'] / 1e6:.2f} MB, "
+              f"{metrics['energy_j_per_audio_s']['median']:.3g} J per audio second, "
+              f"RTF {metrics['real_time_factor']['median']:.3g}, "
+              + ", ".join(f"{k} {v['mean']:.3f}" for k, v in metrics["quality"].items()))
+    else:
+        print(f"{args.vocoder}/{args.scheme}: {metrics['status'].replace('_', ' ')}: {metrics['reason']}")
+    return 0
+
+
+def _cmd_card(args: argparse.Namespace) -> int:
+    import json
+
+    from audiofootprint.card import build_card, render_markdown
+
+    card = build_card(args.root, args.vocoder)
+    if args.json:
+        print(json.dumps(card, indent=2, allow_nan=False))
+    else:
+        print(render_markdown(card), end="")
+    return 0
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from audiofootprint.merge import describe, merge
+
+    plan = merge(args.root, args.other, args.models or None, force=args.force)
+    print(describe(plan, args.root))
+    return 0
+
+
 def _cmd_model_report(args: argparse.Namespace) -> int:
+    import json
+
     from audiofootprint import params, report
 
     params.check_params(args.root)
     root = Path(args.root).resolve()
+    metrics = root / "results" / "benchmark" / args.vocoder / "metrics.json"
+    failed = metrics.is_file() and json.loads(metrics.read_text()).get("status") == "failed"
     executed = report.render_notebook(
-        root / "notebooks" / "vocoder.py", root / "reports" / "vocoders" / f"{args.vocoder}.ipynb",
+        root / "notebooks" / ("vocoder_failed.py" if failed else "vocoder.py"),
+        root / "reports" / "vocoders" / f"{args.vocoder}.ipynb",
         root / "reports" / "vocoders" / f"{args.vocoder}.html", parameters={"root": str(root), "model": args.vocoder},
         cwd=root)
     print(f"rendered {executed.relative_to(root)}")
@@ -282,6 +339,15 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
         parameters={"root": str(root)}, cwd=root,
     )
     print(f"rendered {executed.relative_to(root)} and reports/{args.name}.html")
+    return 0
+
+
+def _cmd_site(args: argparse.Namespace) -> int:
+    from audiofootprint import params, site
+
+    params.check_params(args.root)
+    path = site.write_site(args.root, params.load_params(args.root))
+    print(f"wrote {path}: open it in a browser (one static file, links relative to reports/)")
     return 0
 
 
@@ -341,13 +407,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("vocoder", help="a model of benchmark.models, or `summary` for the fronts and efficiency")
     p.set_defaults(func=_cmd_benchmark)
 
+    p = sub.add_parser("quantize", help="quantize stage: one trained vocoder under one scheme, measured and "
+                                        "scored; or `summary`")
+    p.add_argument("vocoder", help="a model of quantize.models, or `summary` for the ratios and fronts")
+    p.add_argument("scheme", nargs="?", help="a scheme of quantize.schemes (fp32, static_int8, ...)")
+    p.set_defaults(func=_cmd_quantize)
+
     p = sub.add_parser("model-report", help="render the per-model notebook into reports/vocoders/NAME.html")
     p.add_argument("vocoder")
     p.set_defaults(func=_cmd_model_report)
 
+    p = sub.add_parser("merge", help="copy per-model results of another checkout (another machine) into this one, "
+                                     "after checking that they were made with the same parameters")
+    p.add_argument("other", help="root of the other checkout (rsync'd or `dvc pull`ed)")
+    p.add_argument("models", nargs="*", help="models to merge (default: every one of benchmark.models it has results of)")
+    p.add_argument("--force", action="store_true", help="replace results of these models already here")
+    p.set_defaults(func=_cmd_merge)
+
+    p = sub.add_parser("card", help="print the energy card of one benchmarked vocoder (Markdown, or --json)")
+    p.add_argument("vocoder", help="a model of benchmark.models with results in results/benchmark/")
+    p.add_argument("--root", default=argparse.SUPPRESS, help="project root (same as the global --root)")
+    p.add_argument("--json", action="store_true", help="print the card as one JSON object")
+    p.set_defaults(func=_cmd_card)
+
     p = sub.add_parser("notebook", help="execute notebooks/NAME.py into reports/NAME.ipynb and .html")
     p.add_argument("name", choices=NOTEBOOKS)
     p.set_defaults(func=_cmd_notebook)
+
+    p = sub.add_parser("site", help="site stage: write reports/index.html, the front page of every result")
+    p.set_defaults(func=_cmd_site)
     return parser
 
 

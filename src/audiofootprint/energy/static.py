@@ -44,11 +44,25 @@ def _status_kib(field: str) -> int:
     return int(match.group(1))
 
 
+def _release_free_heap() -> None:
+    """Return glibc's free heap pages to the system (``malloc_trim``), where glibc is the C library."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name:
+        libc = ctypes.CDLL(name)
+        if hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+
+
 def peak_memory_bytes(fn: Callable[[], object], device: str = "cpu") -> dict:
     """Peak memory one call adds above what was resident before it.
 
     CPU: Linux's resident-set high-water mark (VmHWM), reset before the call through
-    /proc/self/clear_refs. CUDA: torch's peak allocated memory. Returns the bytes and the method.
+    /proc/self/clear_refs, after glibc has returned its free heap to the system (else memory
+    freed by earlier calls is reused unseen). CUDA: torch's peak allocated memory. Returns the
+    bytes and the method.
     """
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -60,7 +74,8 @@ def peak_memory_bytes(fn: Callable[[], object], device: str = "cpu") -> dict:
                 "method": "torch.cuda.max_memory_allocated"}
     if not _CLEAR_REFS.exists():
         return {"bytes": None, "method": "not available (needs Linux /proc)"}
+    _release_free_heap()  # memory freed by earlier calls would otherwise be reused without raising RSS
     _CLEAR_REFS.write_text("5")  # reset the peak resident set size to the current one
     before = _status_kib("VmRSS")
     fn()
-    return {"bytes": int((_status_kib("VmHWM") - before) * 1024), "method": "Linux VmHWM above VmRSS"}
+    return {"bytes": int((_status_kib("VmHWM") - before) * 1024), "method": "Linux VmHWM above VmRSS, after malloc_trim"}

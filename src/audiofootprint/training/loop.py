@@ -23,6 +23,11 @@ states are restored, so a resumed run ends with the same weights as an uninterru
 (bitwise on the CPU; CUDA kernels are not all deterministic). A finished run called again with a
 larger budget continues; with the same budget it only rewrites its outputs.
 
+Failure: an error during training (an exception in a step, a non-finite loss, out of memory) is
+raised as :class:`TrainingFailed`, which carries the steps, time and energy spent until then (the
+failed stretch included); an interruption (KeyboardInterrupt) propagates as it is and the run resumes
+from its last checkpoint. The stage records a failure (:mod:`audiofootprint.failures`).
+
 Determinism: ``torch.manual_seed(seed)`` before the discriminators are built; crops and batch
 order from generators seeded by ``seed``; evaluations on a forked random state.
 """
@@ -47,7 +52,7 @@ from audiofootprint.training.objectives import StepContext, build_objective
 from audiofootprint.vocoders import zoo
 from audiofootprint.vocoders.base import Vocoder
 
-__all__ = ["CHECKPOINT", "GENERATOR", "RECORD", "train"]
+__all__ = ["CHECKPOINT", "GENERATOR", "RECORD", "NonFiniteLossError", "TrainingFailed", "train"]
 
 CHECKPOINT = "checkpoint.pt"
 GENERATOR = "generator.pt"
@@ -73,6 +78,19 @@ def _to_cpu(obj):
     if isinstance(obj, tuple):
         return tuple(_to_cpu(v) for v in obj)
     return obj
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A training step returned a NaN or infinite loss: the run diverged."""
+
+
+class TrainingFailed(RuntimeError):
+    """Training stopped by an error (not an interruption). ``error`` is the error; ``progress`` what the
+    run did until then: steps, seconds, energy with codecarbon's method labels, budget."""
+
+    def __init__(self, error: Exception, progress: dict):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error, self.progress = error, progress
 
 
 class _Energy:
@@ -240,8 +258,11 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
         try:
             scores = evaluate(model, eval_set, budget.eval_metrics, device, seed + 7919 * (len(history) + 1))
             _synchronize(device)
-        except BaseException:
-            tracker.stop_task(task)  # leave a shared tracker usable
+        except BaseException as error:
+            data = tracker.stop_task(task)  # leave a shared tracker usable
+            if isinstance(error, Exception):  # a failure, not an interruption: its energy was spent
+                eval_energy.add(data)
+                measured(data)
             raise
         eval_seconds_spent += time.perf_counter() - began
         data = tracker.stop_task(task)
@@ -282,11 +303,17 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
             ctx = StepContext(step=step, epoch=stream.epoch_of(step), progress=budget.progress(step, seconds))
             wave = stream.batch(step).to(device, non_blocking=True)
             losses = objective.step(wave, ctx)
+            if not math.isfinite(losses["loss"]):
+                shown = ", ".join(f"{k}={v:.4g}" for k, v in losses.items())
+                raise NonFiniteLossError(f"the loss is {losses['loss']} at step {step} ({shown}): training diverged")
             step += 1
             last_losses = losses
             loss_sum += losses["loss"]
             loss_count += 1
             seconds_now = seconds + (time.perf_counter() - segment_start)
+            # the bar's total is the step budget or, when the time budget binds first, the steps
+            # that fit in it at the speed so far: tqdm's time left then means the end of training
+            bar.total = max(step, min(budget.max_steps, int(step / max(seconds_now, 1e-9) * budget.max_seconds)))
             bar.update(1)
             bar.set_postfix(postfix(losses), refresh=False)
             if step >= budget.max_steps or seconds_now >= budget.max_seconds:
@@ -314,9 +341,13 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
             try:
                 train_segment(segment_start)
                 _synchronize(device)
-            except BaseException:
+            except BaseException as error:
                 # interrupted: the steps since the last checkpoint (and their energy) are lost
-                tracker.stop_task(task)
+                data = tracker.stop_task(task)
+                if isinstance(error, Exception):  # failed: the run ends here, with what it spent
+                    seconds += time.perf_counter() - segment_start
+                    energy.add(data)
+                    measured(data)
                 raise
             seconds += time.perf_counter() - segment_start
             data = tracker.stop_task(task)
@@ -332,6 +363,16 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
         # the final evaluation (unless this step was evaluated already)
         if budget.eval_points and (not history or history[-1]["step"] != step):
             run_evaluation()
+    except Exception as error:
+        raise TrainingFailed(error, {
+            "objective": objective_name, "steps": step, "seconds": seconds, "energy_j": energy.total_j,
+            "energy_kwh": energy.total_j / KWH, "co2e_kg": energy.co2e_kg, "energy": energy.as_dict(),
+            "evaluation": {"seconds": eval_seconds_spent, "energy": eval_energy.as_dict()},
+            "total_energy_kwh": (energy.total_j + eval_energy.total_j) / KWH, "methods": seen.get("methods", {}),
+            "hardware": seen.get("hardware", {"os": platform.platform()}), "device": str(device), "seed": int(seed),
+            "budget": budget.as_dict(), "resumes": resumes,
+            "curve": [{k: v for k, v in point.items() if k != "per_utterance"} for point in history],
+        }) from error
     finally:
         bar.close()
 

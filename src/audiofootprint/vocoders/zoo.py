@@ -11,6 +11,11 @@ hyperparameters::
       upsample_rates: [8, 8, 2, 2]
       ...
 
+A researcher's own class lives in the project's ``vocoders/`` folder (``vocoders/mine.py``,
+``_target_: vocoders.mine.MyVocoder``): :func:`load_zoo` makes that folder importable, and the
+stages of the model depend on that module only (:func:`code_path`), so adding or editing it
+re-runs that model alone.
+
 Bad configuration (a missing key, a ``_target_`` that cannot be imported, a parameter the
 class does not take, mel settings that do not fit the corpus) raises :class:`ConfigError`
 naming the file and the key.
@@ -18,6 +23,7 @@ naming the file and the key.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +34,8 @@ from omegaconf import DictConfig, OmegaConf
 from audiofootprint.vocoders.base import MelSettings, Vocoder
 
 REQUIRED = ("family", "official_params", "official_params_source", "model")
+#: The project folder (and import name) of researchers' own vocoder modules.
+USER_PACKAGE = "vocoders"
 
 
 class ConfigError(ValueError):
@@ -69,8 +77,40 @@ def load_entry(path: str | Path) -> ZooEntry:
 
 
 def load_zoo(root: str | Path) -> dict[str, ZooEntry]:
-    """All configured vocoders of the project at ``root``."""
-    return {name: load_entry(path) for name, path in config_paths(root).items()}
+    """All configured vocoders of the project at ``root`` (its ``vocoders/`` folder made importable)."""
+    paths = config_paths(root)
+    user_folder = Path(root).resolve() / USER_PACKAGE
+    if user_folder.is_dir() and str(user_folder.parent) not in sys.path:
+        sys.path.append(str(user_folder.parent))  # `vocoders.MODULE` imports from the project itself
+    return {name: load_entry(path) for name, path in paths.items()}
+
+
+def code_path(root: str | Path, entry: ZooEntry) -> str:
+    """The project file or folder holding the class of ``entry`` (its ``model._target_``), relative to ``root``.
+
+    ``audiofootprint.vocoders.hifigan.HiFiGAN`` is ``src/audiofootprint/vocoders/hifigan.py``;
+    ``vocoders.mine.MyVocoder`` is ``vocoders/mine.py`` or the package ``vocoders/mine/``. The
+    model's stages depend on it. A class outside the project cannot be tracked by DVC: refused.
+    """
+    import audiofootprint
+
+    target = str(entry.model._target_)
+    parts = target.split(".")
+    if parts[0] == "audiofootprint" and len(parts) >= 3:
+        module, base = Path(*parts[1:-1]), Path(audiofootprint.__file__).parent  # the installed package
+        prefix = Path("src", "audiofootprint")
+    elif parts[0] == USER_PACKAGE and len(parts) >= 3:
+        module, base, prefix = Path(parts[1]), Path(root) / USER_PACKAGE, Path(USER_PACKAGE)
+    else:
+        raise ConfigError(
+            f"{entry.path}: model._target_ '{target}' is not a class of this project, so DVC could not re-run "
+            f"the model when its code changes: put the module in {USER_PACKAGE}/ (e.g. {USER_PACKAGE}/mine.py) and "
+            f"write _target_: {USER_PACKAGE}.mine.ClassName (README, 'Adding your own vocoder')")
+    for candidate in (module.with_suffix(".py"), module):
+        if (base / candidate).exists():
+            return (prefix / candidate).as_posix()
+    raise ConfigError(f"{entry.path}: model._target_ '{target}' names module {'.'.join(parts[:-1])}, but "
+                      f"{prefix / module}.py does not exist (nor a package {prefix / module}/)")
 
 
 def section(entry: ZooEntry, key: str) -> dict:
@@ -113,12 +153,27 @@ def check_mel(entry: ZooEntry, model: Vocoder, expected: MelSettings) -> None:
         raise ConfigError(f"{entry.path}: mel settings do not fit the corpus: {details}")
 
 
+def class_source(entry: ZooEntry) -> str:
+    """The source of the module defining ``entry``'s class: part of a training run's fingerprint, so
+    that a changed module trains afresh instead of resuming weights made by the old code."""
+    import importlib
+    import inspect
+
+    module = str(entry.model._target_).rpartition(".")[0]
+    try:
+        return inspect.getsource(importlib.import_module(module))
+    except (ImportError, OSError, TypeError) as error:
+        raise ConfigError(f"{entry.path}: model._target_ '{entry.model._target_}': cannot read module {module!r} "
+                          f"({type(error).__name__}: {error})") from None
+
+
 def plan_models(root: str | Path, models: str | list[str]) -> dict[str, dict]:
-    """The benchmark's models and which training run each uses.
+    """The benchmark's models, which training run each uses and the code of its class.
 
     ``models`` is ``"all"`` (every file of conf/vocoder/) or a list of names. A config whose
     ``training.shares_training_with`` names another (DiffWave sampled with 50 instead of 6
-    steps) is benchmarked on that model's training run instead of training again.
+    steps) is benchmarked on that model's training run instead of training again. ``code`` is
+    :func:`code_path`, a dependency of the model's stages.
     """
     paths = config_paths(root)
     names = sorted(paths) if models == "all" else list(models)
@@ -131,5 +186,38 @@ def plan_models(root: str | Path, models: str | list[str]) -> dict[str, dict]:
         shared = training.get("shares_training_with")
         if shared is not None and shared not in paths:
             raise ConfigError(f"{paths[name]}: training.shares_training_with names {shared!r}, not in conf/vocoder/")
-        plan[name] = {"trained_by": shared or name}
+        plan[name] = {"trained_by": shared or name, "code": code_path(root, load_entry(paths[name]))}
     return plan
+
+
+def training_plan(root: str | Path, benchmark_plan: dict[str, dict]) -> dict[str, dict]:
+    """The training runs a benchmark plan needs (the ``train@NAME`` stages), sorted, with their code."""
+    owners = sorted({entry["trained_by"] for entry in benchmark_plan.values()})
+    paths = config_paths(root)
+    return {name: {"code": benchmark_plan.get(name, {}).get("code") or code_path(root, load_entry(paths[name]))}
+            for name in owners}
+
+
+def plan_quantization(root: str | Path, models: str | list[str], benchmark_plan: dict[str, dict]) -> list[str]:
+    """The models the quantization study takes: benchmarked models with trained weights of their own.
+
+    ``models`` is ``"all"`` or a list of names; a named model that is not benchmarked, has no
+    training objective (nothing to quantize) or reuses another model's training is refused.
+    """
+    paths = config_paths(root)
+
+    def reason_to_skip(name: str) -> str | None:
+        if name not in benchmark_plan:
+            return "is not in benchmark.models"
+        if benchmark_plan[name]["trained_by"] != name:
+            return f"reuses {benchmark_plan[name]['trained_by']}'s weights: quantize that model instead"
+        if ((OmegaConf.load(paths[name]).get("training") or {}).get("objective") or "none") == "none":
+            return "has no trained weights (training.objective is none)"
+        return None
+
+    if models == "all":
+        return [name for name in benchmark_plan if reason_to_skip(name) is None]
+    refused = {name: reason_to_skip(name) for name in models if reason_to_skip(name)}
+    if refused:
+        raise ConfigError("quantize.models: " + "; ".join(f"{n} {why}" for n, why in refused.items()))
+    return list(models)
