@@ -48,7 +48,9 @@ figures.mkdir(parents=True, exist_ok=True)
 SAVE = dict(dpi=110, bbox_inches="tight", metadata={"Software": None})
 ok = variants[variants["status"] == "ok"]
 quantized = ok[ok["scheme"] != baseline]
-first = json.loads(next((root / "results/quantize").glob("*/*/variant/measurement.json")).read_text())["measurement"]
+measurements = [*sorted((root / "results/quantize").glob("*/*/variant/measurement.json")),
+                *sorted((root / "results/benchmark").glob("*/measurement.json"))]
+first = json.loads(measurements[0].read_text())["measurement"]
 display(Markdown(
     f"Profile **{params['profile']['name']}**; measured on {first['hardware']['cpu_model']} "
     f"({first['hardware']['cpu_count']:g} cores, GPU: {first['hardware']['gpu_model'] or 'none'}), "
@@ -85,12 +87,15 @@ display(skipped.set_index(["model", "scheme"]) if len(skipped) else Markdown("Ev
 
 # %%
 schemes = [s for s in settings["schemes"] if s in set(quantized["scheme"])]
+if not schemes:
+    display(Markdown("No quantized variant was measured: nothing to compare with float32."))
 fig, axes = plt.subplots(1, 4, figsize=(17, 4.5), sharey=True)
 for ax, column, label in zip(axes, ["size_ratio", "speedup", "energy_ratio", f"delta_{axis}"],
                              ["size reduction (x)", "speed-up (x)", "energy / float32 energy",
                               f"{METRICS[axis]['name']} change"]):
     pivot = quantized.pivot(index="model", columns="scheme", values=column).reindex(columns=schemes)
-    pivot.plot.barh(ax=ax, width=0.8, legend=(ax is axes[0]))
+    if schemes:
+        pivot.plot.barh(ax=ax, width=0.8, legend=(ax is axes[0]))
     ax.axvline(0 if column.startswith("delta") else 1, color="0.3", lw=0.8)
     ax.set_xlabel(label)
 axes[0].set_ylabel("")
@@ -138,9 +143,7 @@ display(Markdown("Front (this study): " + ", ".join(summary["pareto_inference"])
 
 # %%
 fit = feasibility(variants, devices)
-device_columns = list(devices["device"])
 display(fit.set_index(["model", "scheme"]).round(2))
-fits_any = fit[fit[device_columns].any(axis=1)] if len(fit) else fit
 smallest = devices.sort_values("ram_bytes")
 lines = []
 for _, device in smallest.iterrows():

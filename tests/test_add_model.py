@@ -14,6 +14,7 @@ others' results whole.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -332,7 +333,15 @@ def first_repro(tmp_path_factory):
 
 
 def copy_of(project: Path, tmp_path: Path) -> Path:
-    shutil.copytree(project, tmp_path / "project", symlinks=True)
+    """A copy of a reproduced project. Files never written in place (DVC's content-addressed cache, weights
+    and checkpoints, which are replaced atomically) are hard links, to spare the disk gigabytes."""
+    def link_or_copy(source: str, dest: str) -> None:
+        if "/.dvc/cache/" in source or source.endswith(".pt"):
+            os.link(source, dest)
+        else:
+            shutil.copy2(source, dest)
+
+    shutil.copytree(project, tmp_path / "project", symlinks=True, copy_function=link_or_copy)
     return tmp_path / "project"
 
 

@@ -210,3 +210,10 @@ def test_static_int8_takes_torchao_pt2e_when_the_x86_quantizer_covers_every_laye
     made = apply("static_int8", model, mels(model))
     assert made.backend.startswith("torchao pt2e") and not made.notes
     assert close_to_fp32(model, made.model, mels(model)[0]) > 15
+
+
+def test_ratios_when_no_variant_of_a_model_was_measured():
+    table = pd.DataFrame([{"model": "a", "scheme": "fp32", "status": "failed", "reason": "silence"},
+                          {"model": "a", "scheme": "bf16", "status": "not_applicable", "reason": "no hardware"}])
+    out = against_baseline(table, "fp32", "pesq")
+    assert out["size_ratio"].isna().all() and out["delta_pesq"].isna().all()

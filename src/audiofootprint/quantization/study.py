@@ -251,9 +251,10 @@ def against_baseline(table: pd.DataFrame, baseline: str, axis: str) -> pd.DataFr
         energy_ratio = variant energy / baseline energy  (< 1: saves energy)
         delta_AXIS = variant AXIS - baseline AXIS
     """
-    ok = table[table["status"] == "ok"]
+    measured = ["size_bytes", "weight_bytes", "real_time_factor", "energy_j_per_audio_s", axis]
+    out = table.reindex(columns=list(dict.fromkeys([*table.columns, *measured])))  # no variant measured: NaN
+    ok = out[out["status"] == "ok"]
     base = ok[ok["scheme"] == baseline].set_index("model")
-    out = table.copy()
     joined = out["model"].map
     out["size_ratio"] = joined(base["size_bytes"]) / out["size_bytes"]
     out["weight_ratio"] = joined(base["weight_bytes"]) / out["weight_bytes"]
@@ -284,7 +285,8 @@ def feasibility(table: pd.DataFrame, devices: pd.DataFrame) -> pd.DataFrame:
         for _, device in devices.iterrows():
             row[device["device"]] = bool(variant["footprint_bytes"] <= device["ram_bytes"])
         rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["model", "scheme", "footprint_mb", "weights_mb", "real_time_here", *devices["device"]]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def summarise(root: str | Path, params: dict) -> dict:

@@ -313,7 +313,8 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
             seconds_now = seconds + (time.perf_counter() - segment_start)
             # the bar's total is the step budget or, when the time budget binds first, the steps
             # that fit in it at the speed so far: tqdm's time left then means the end of training
-            bar.total = max(step, min(budget.max_steps, int(step / max(seconds_now, 1e-9) * budget.max_seconds)))
+            if math.isfinite(budget.max_seconds):
+                bar.total = max(step, min(budget.max_steps, int(step / max(seconds_now, 1e-9) * budget.max_seconds)))
             bar.update(1)
             bar.set_postfix(postfix(losses), refresh=False)
             if step >= budget.max_steps or seconds_now >= budget.max_seconds:
@@ -363,6 +364,10 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
         # the final evaluation (unless this step was evaluated already)
         if budget.eval_points and (not history or history[-1]["step"] != step):
             run_evaluation()
+        if dirty:
+            save_checkpoint()
+        with atomic.atomic_path(out_dir / GENERATOR) as tmp:
+            torch.save(_to_cpu(model.state_dict_for_checkpoint()), tmp)
     except Exception as error:
         raise TrainingFailed(error, {
             "objective": objective_name, "steps": step, "seconds": seconds, "energy_j": energy.total_j,
@@ -375,11 +380,6 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
         }) from error
     finally:
         bar.close()
-
-    if dirty:
-        save_checkpoint()
-    with atomic.atomic_path(out_dir / GENERATOR) as tmp:
-        torch.save(_to_cpu(model.state_dict_for_checkpoint()), tmp)
 
     record = _record(entry, model, objective, section, budget, stream, eval_set, corpus_dir, device, seed,
                      step, seconds, eval_seconds_spent, energy, eval_energy, history, last_losses, resumes,
