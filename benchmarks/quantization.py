@@ -30,7 +30,6 @@ from audiofootprint.quantization.study import (
     calibration_mels,
     quantization_test_set,
     score_variant,
-    serialized_size,
 )
 from audiofootprint.vocoders import zoo
 
@@ -66,7 +65,7 @@ def measure_variant(name: str, scheme: str, params: dict, output_dir: str) -> di
                            tracker_settings=tracker, seed=profile["seed"])
     summary = cost["measurement"]["summary"]
     return {"model": name, "scheme": scheme, "status": "ok", "trained": trained, "backend": made.backend,
-            "size_bytes": serialized_size(made.model), "rtf": summary["real_time_factor"]["median"],
+            "size_bytes": cost["size_bytes"], "rtf": summary["real_time_factor"]["median"],
             "rtf_iqr": summary["real_time_factor"]["q3"] - summary["real_time_factor"]["q1"],
             "windows": summary["energy_j_per_audio_s"]["n"], "calls": summary["real_time_factor"]["n"],
             "energy": summary["energy_j_per_audio_s"]["median"], "pesq": float(scores["pesq"].mean()),

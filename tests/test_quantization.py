@@ -18,7 +18,8 @@ from audiofootprint.quantization.schemes import (
     storage_bytes,
     unpack_int4,
 )
-from audiofootprint.quantization.study import against_baseline, feasibility, serialized_size, snr_db
+from audiofootprint.energy.static import serialized_bytes
+from audiofootprint.quantization.study import against_baseline, feasibility, snr_db
 from audiofootprint.vocoders.hifigan import HiFiGAN
 from audiofootprint.vocoders.vocos import Vocos
 
@@ -75,13 +76,13 @@ def test_weight_only_layer_dequantizes_within_half_a_step():
 
 def test_weight_only_int8_and_int4_shrink_and_stay_close():
     model = small_hifigan()
-    fp32_size = serialized_size(model)
+    fp32_size = serialized_bytes(model)
     mel = mels(model)[0]
     int8 = apply("weight_int8", model, mels(model))
     int4 = apply("weight_int4", model, mels(model))
     assert all(p.dtype == torch.float32 and p.dim() == 1 for p in int8.model.parameters())  # only biases left
-    assert 3.0 < fp32_size / serialized_size(int8.model) <= 4.0
-    assert serialized_size(int4.model) < serialized_size(int8.model)
+    assert 3.0 < fp32_size / serialized_bytes(int8.model) <= 4.0
+    assert serialized_bytes(int4.model) < serialized_bytes(int8.model)
     assert close_to_fp32(model, int8.model, mel) > 30  # dB
     assert close_to_fp32(model, int4.model, mel) > 8
     assert close_to_fp32(model, int4.model, mel) < close_to_fp32(model, int8.model, mel)

@@ -202,9 +202,9 @@ def run_model(root: str | Path, name: str, params: dict, progress: bool = True) 
         "params": cost["params"],
         "size_mb": round(cost["size_bytes"] / 1e6, 3),
         "gflops_per_audio_s": round(cost["flops_per_audio_s"] / 1e9, 4),
-        "energy_j_per_audio_s": _rounded(summary["energy_j_per_audio_s"]),
-        "net_energy_j_per_audio_s": _rounded(summary["net_energy_j_per_audio_s"]),
-        "real_time_factor": _rounded(summary["real_time_factor"]),
+        "energy_j_per_audio_s": rounded_stats(summary["energy_j_per_audio_s"]),
+        "net_energy_j_per_audio_s": rounded_stats(summary["net_energy_j_per_audio_s"]),
+        "real_time_factor": rounded_stats(summary["real_time_factor"]),
         "energy_method": cost["measurement"]["methods"],
         "hardware": cost["measurement"]["hardware"]["cpu_model"],
         "host": socket.gethostname(),  # results of several machines merge (audiofootprint merge): each keeps its own
@@ -244,7 +244,8 @@ def benchmark_model(root: str | Path, name: str, params: dict, progress: bool = 
         return failures.benchmark_failure(out, name, family, trained_by, record, error)
 
 
-def _rounded(stats: dict) -> dict:
+def rounded_stats(stats: dict) -> dict:
+    """A harness spread (median, quartiles...) with its floats rounded to 6 decimals."""
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats.items()}
 
 

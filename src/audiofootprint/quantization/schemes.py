@@ -153,21 +153,22 @@ def static_int8(model: Vocoder, calibration: list[torch.Tensor], device: str) ->
     if not any(isinstance(m, WEIGHTED_LAYERS) for m in model.modules()):
         raise NotApplicable("no convolution or linear layers to quantize")
     _use_x86_engine()
-    reason = _pt2e_coverage(model, calibration[0])
+    prepared, reason = _pt2e_prepared(model, calibration[0])
     if reason is None:
-        return _static_pt2e(model, calibration)
+        return _static_pt2e(model, prepared, calibration)
     return _static_fx(model, calibration, reason)
 
 
-def _pt2e_coverage(model: Vocoder, example: torch.Tensor) -> str | None:
-    """None when the x86 quantizer annotates every weighted op, else why pt2e is not used."""
+def _pt2e_prepared(model: Vocoder, example: torch.Tensor) -> tuple[torch.fx.GraphModule | None, str | None]:
+    """The model prepared by pt2e with the x86 quantizer, and None; or None and why pt2e is not
+    used (the export fails, or the quantizer leaves a weighted op unannotated)."""
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 
     try:
         exported = torch.export.export(copy.deepcopy(model).eval(), (example,)).module()
     except Exception as error:  # noqa: BLE001 - any export failure means pt2e cannot run
-        return f"torch.export failed ({type(error).__name__}: {_first_line(error)})"
+        return None, f"torch.export failed ({type(error).__name__}: {_first_line(error)})"
     quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())
     prepared = prepare_pt2e(exported, quantizer)
     weighted = [n for n in prepared.graph.nodes if n.op == "call_function" and n.target in _WEIGHTED_OPS]
@@ -175,23 +176,19 @@ def _pt2e_coverage(model: Vocoder, example: torch.Tensor) -> str | None:
                      if not any(u.op == "call_module" and "observer" in type(getattr(prepared, u.target)).__name__.lower()
                                 for u in n.args[:1] if isinstance(u, torch.fx.Node))})
     if missed:
-        return (f"torchao's X86InductorQuantizer leaves {', '.join(missed)} unquantized "
-                "(it annotates conv2d and linear, conv1d only before a ReLU)")
-    return None
+        return None, (f"torchao's X86InductorQuantizer leaves {', '.join(missed)} unquantized "
+                      "(it annotates conv2d and linear, conv1d only before a ReLU)")
+    return prepared, None
 
 
 _WEIGHTED_OPS = {torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default, torch.ops.aten.linear.default,
                  torch.ops.aten.conv_transpose1d.default, torch.ops.aten.conv_transpose2d.input}
 
 
-def _static_pt2e(model: Vocoder, calibration: list[torch.Tensor]) -> Quantized:
+def _static_pt2e(model: Vocoder, prepared: torch.fx.GraphModule, calibration: list[torch.Tensor]) -> Quantized:
     from torchao.quantization.pt2e.lowering import lower_pt2e_quantized_to_x86
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-    exported = torch.export.export(copy.deepcopy(model).eval(), (calibration[0],)).module()
-    quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())
-    prepared = prepare_pt2e(exported, quantizer)
     with torch.no_grad():
         for mel in calibration:
             prepared(mel)

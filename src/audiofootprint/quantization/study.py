@@ -11,7 +11,6 @@ Summary (stage ``quantize_summary``): results/quantize_summary/{variants.csv, me
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import time
@@ -30,6 +29,7 @@ from audiofootprint.benchmark import (
     build_for_corpus,
     load_trained,
     mean_ci,
+    rounded_stats,
     synthesize,
     test_utterances,
 )
@@ -37,6 +37,7 @@ from audiofootprint.corpus import iter_utterances
 from audiofootprint.energy import MeasureSettings, TrackerSettings
 from audiofootprint.failures import FailedTrainingError
 from audiofootprint.energy.cost import measure_vocoder
+from audiofootprint.energy.static import serialized_bytes
 from audiofootprint.features import features_for
 from audiofootprint.quantization.schemes import NotApplicable, apply, storage_bytes
 from audiofootprint.vocoders import zoo
@@ -77,13 +78,6 @@ def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
     if signal == 0.0:
         return -math.inf
     return 10.0 * math.log10(signal / noise)
-
-
-def serialized_size(model: torch.nn.Module) -> int:
-    """Bytes of ``torch.save(model.state_dict())`` (the file a user would ship)."""
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return buffer.tell()
 
 
 def score_variant(baseline: Vocoder | None, variant: Vocoder, utterances: list, metrics: tuple[str, ...],
@@ -156,7 +150,7 @@ def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress
     except ValueError as error:  # e.g. quantization collapsed the output to silence: a result, not a crash
         return _record_outcome(out, label, {
             "model": name, "scheme": scheme, "status": "failed", "backend": made.backend,
-            "size_bytes": serialized_size(made.model), "reason": f"its output cannot be scored: {error}"}, progress)
+            "size_bytes": serialized_bytes(made.model), "reason": f"its output cannot be scored: {error}"}, progress)
     _, synthesis = synthesize(made.model, utterances[0][1], profile["seed"])
     with atomic.atomic_path(out / "variant" / f"{utterances[0][0]}.synthesis.wav") as tmp:
         sf.write(tmp, synthesis.numpy(), utterances[0][2], subtype="PCM_16", format="WAV")
@@ -184,12 +178,12 @@ def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress
     metrics = {
         "model": name, "scheme": scheme, "status": "ok", "backend": made.backend, "notes": made.notes,
         "family": entry.family,
-        "size_bytes": serialized_size(made.model),
+        "size_bytes": cost["size_bytes"],
         "weight_bytes": storage_bytes(made.model),
         "peak_memory_bytes": cost["peak_memory"]["bytes"],
-        "energy_j_per_audio_s": _rounded(summary["energy_j_per_audio_s"]),
-        "net_energy_j_per_audio_s": _rounded(summary["net_energy_j_per_audio_s"]),
-        "real_time_factor": _rounded(summary["real_time_factor"]),
+        "energy_j_per_audio_s": rounded_stats(summary["energy_j_per_audio_s"]),
+        "net_energy_j_per_audio_s": rounded_stats(summary["net_energy_j_per_audio_s"]),
+        "real_time_factor": rounded_stats(summary["real_time_factor"]),
         "energy_method": cost["measurement"]["methods"],
         "hardware": cost["measurement"]["hardware"]["cpu_model"],
         "torch_threads": cost["torch_threads"],
@@ -207,10 +201,6 @@ def _record_outcome(out: Path, label: str, record: dict, progress: bool) -> dict
     atomic.write_json(out / "variant" / "record.json", record)
     atomic.write_json(out / "metrics.json", record)
     return record
-
-
-def _rounded(stats: dict) -> dict:
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats.items()}
 
 
 def variant_table(root: str | Path, params: dict) -> pd.DataFrame:
