@@ -20,7 +20,7 @@ import warnings
 import torch
 
 from audiofootprint import PROJECT_ROOT
-from audiofootprint.benchmark import CORPUS_DIR, MODELS_DIR, build_for_corpus, load_trained, test_utterances
+from audiofootprint.benchmark import CORPUS_DIR, MODELS_DIR, load_trained, test_utterances
 from audiofootprint.energy import MeasureSettings, TrackerSettings
 from audiofootprint.energy.cost import measure_vocoder
 from audiofootprint.features import features_for
@@ -40,7 +40,7 @@ def measure_variant(name: str, scheme: str, params: dict, output_dir: str) -> di
     """Size, harness measurement and PESQ of one (model, scheme), or the reason it does not apply."""
     profile, settings = params["profile"], params["quantize"]
     entry = zoo.load_zoo(PROJECT_ROOT)[name]
-    model = build_for_corpus(entry, int(params["corpus"]["sample_rate"]))
+    model = zoo.build_for_corpus(entry, int(params["corpus"]["sample_rate"]))
     trained = (PROJECT_ROOT / MODELS_DIR / name / "generator.pt").is_file()
     if trained:
         load_trained(model, PROJECT_ROOT / MODELS_DIR / name)

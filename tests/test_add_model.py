@@ -26,7 +26,8 @@ import soundfile as sf
 import torch
 
 from audiofootprint import atomic, cli
-from audiofootprint.benchmark import benchmark_model, model_table, summarise, train_model
+from audiofootprint.benchmark import benchmark_model, model_table, summarise
+from audiofootprint.training.stage import train_model
 from audiofootprint.corpus import build_corpus, iter_utterances
 from audiofootprint.failures import benchmark_failure
 from audiofootprint.params import compose_params, load_params, write_params

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from audiofootprint import atomic
-from audiofootprint.benchmark import corpus_mel, efficiency, model_table, summarise
+from audiofootprint.benchmark import efficiency, model_table, summarise
+from audiofootprint.vocoders.zoo import corpus_mel
 from audiofootprint.params import compose_params
 from audiofootprint.vocoders.base import MelSettings
 from conftest import ROOT

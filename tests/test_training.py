@@ -361,3 +361,58 @@ def test_time_budget_stops_training(corpus, tracker, tmp_path):
     again = train(entry, zoo.build(entry, **TINY["diffwave"][1]), corpus, tmp_path,
                   budget(10_000, segment, max_seconds=0.5), tracker, progress=False, training=section)
     assert again["steps"] == record["steps"] and again["energy_j"] == pytest.approx(record["energy_j"])
+
+
+def _fake_package(root: Path) -> Path:
+    for part in ("training/loop.py", "training/objectives.py", "vocoders/hifigan.py", "features.py",
+                 "failures.py", "benchmark.py"):
+        (root / part).parent.mkdir(parents=True, exist_ok=True)
+        (root / part).write_text(f"# {part}\n")
+    return root
+
+
+def test_stage_code_digest_follows_the_train_stage_code(tmp_path):
+    from audiofootprint.training.stage import stage_code_digest
+
+    package = _fake_package(tmp_path / "pkg")
+    before = stage_code_digest(package)
+    assert stage_code_digest(package) == before
+    (package / "benchmark.py").write_text("# not a dependency of the train stage\n")
+    (package / "training" / "notes.txt").write_text("not Python\n")
+    assert stage_code_digest(package) == before
+    (package / "training" / "objectives.py").write_text("# a changed loss\n")
+    changed = stage_code_digest(package)
+    assert changed != before
+    (package / "vocoders" / "new.py").write_text("")
+    assert stage_code_digest(package) != changed
+
+
+def test_changed_training_code_discards_the_checkpoint(tmp_path, monkeypatch):
+    """DVC re-runs train@NAME when the training code changes: the old checkpoint must not resume."""
+    import shutil
+
+    from audiofootprint.params import load_params
+    from audiofootprint.training import stage
+
+    shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    params = load_params(ROOT)
+    out = tmp_path / stage.MODELS_DIR / "griffinlim_32"
+    monkeypatch.setattr(stage, "stage_code_digest", lambda: "code as it was")
+    stage.train_model(tmp_path, "griffinlim_32", params)
+    (out / CHECKPOINT).write_bytes(b"an interrupted run")
+    stage.train_model(tmp_path, "griffinlim_32", params)
+    assert (out / CHECKPOINT).read_bytes() == b"an interrupted run"  # same fingerprint: kept to resume
+    monkeypatch.setattr(stage, "stage_code_digest", lambda: "code edited since")
+    stage.train_model(tmp_path, "griffinlim_32", params)
+    assert not (out / CHECKPOINT).exists()
+    assert json.loads((out / RECORD).read_text())["steps"] == 0
+
+
+def test_stage_code_is_what_dvc_yaml_makes_the_train_stage_depend_on():
+    import yaml
+
+    from audiofootprint.training.stage import STAGE_CODE
+
+    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["train"]["do"]["deps"]
+    code = {d.removeprefix("src/audiofootprint/") for d in deps if d.startswith("src/audiofootprint/")}
+    assert code == set(STAGE_CODE)

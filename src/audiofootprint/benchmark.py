@@ -30,33 +30,12 @@ from audiofootprint.energy import MeasureSettings, TrackerSettings
 from audiofootprint.energy.cost import measure_vocoder
 from audiofootprint.features import features_for
 from audiofootprint.pareto import front_survives_spread, pareto_mask
+from audiofootprint.training.stage import CORPUS_DIR, MODELS_DIR
 from audiofootprint.vocoders import zoo
-from audiofootprint.vocoders.base import MelSettings, Vocoder
+from audiofootprint.vocoders.base import Vocoder
 
-CORPUS_DIR = Path("results/corpus")
-MODELS_DIR = Path("results/models")
 BENCHMARK_DIR = Path("results/benchmark")
 SUMMARY_DIR = Path("results/benchmark_summary")
-
-
-def corpus_mel(model_default: MelSettings, sample_rate: int) -> dict:
-    """A model's mel settings adapted to a corpus: its sample rate, f_max capped at Nyquist.
-
-    Window, hop and number of bands are the model's own (its upsampling depends on the hop).
-    """
-    settings = model_default.as_dict()
-    settings["sample_rate"] = sample_rate
-    nyquist = sample_rate / 2
-    settings["f_max"] = nyquist if settings["f_max"] is None else min(settings["f_max"], nyquist)
-    return settings
-
-
-def build_for_corpus(entry: zoo.ZooEntry, sample_rate: int) -> Vocoder:
-    """Build a zoo model with its mel analysis adapted to the corpus' sample rate."""
-    default = zoo.build(entry).mel
-    model = zoo.build(entry, mel=corpus_mel(default, sample_rate))
-    zoo.check_mel(entry, model, MelSettings(**corpus_mel(default, sample_rate)))
-    return model
 
 
 def load_trained(model: Vocoder, training_dir: Path) -> dict:
@@ -74,57 +53,6 @@ def load_trained(model: Vocoder, training_dir: Path) -> dict:
     elif record.get("objective", "none") != "none":
         raise FileNotFoundError(f"{weights} not found although {record_path} records a training run")
     return record
-
-
-def train_model(root: str | Path, name: str, params: dict) -> dict:
-    """Train one model under the profile's budget (stage ``train@NAME``); return its record.
-
-    The output folder persists between runs so that an interrupted training resumes. A record
-    made with other settings (model file, the module of its class, budget, corpus) is discarded
-    first: the fingerprint of those settings is kept in ``settings.json`` beside the checkpoint.
-    A training that fails is recorded (:func:`audiofootprint.failures.training_failure`) and its
-    record returned; a configuration error (:class:`~audiofootprint.vocoders.zoo.ConfigError`) raises.
-    """
-    import hashlib
-    import shutil
-
-    root = Path(root)
-    profile = params["profile"]
-    entry = zoo.load_zoo(root)[name]
-    out = root / MODELS_DIR / name
-    corpus_json = root / CORPUS_DIR / "corpus.json"
-    settings = {"vocoder": entry.path.read_text(), "code": zoo.class_source(entry), "train": profile["train"],
-                "seed": profile["seed"],
-                "device": profile["device"], "corpus": corpus_json.read_text() if corpus_json.is_file() else None}
-    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-    stamp = out / "settings.json"
-    if out.exists() and (not stamp.is_file() or json.loads(stamp.read_text()).get("fingerprint") != fingerprint):
-        shutil.rmtree(out)  # made with other settings: start afresh
-    out.mkdir(parents=True, exist_ok=True)
-    atomic.write_json(stamp, {"fingerprint": fingerprint})
-    objective = zoo.section(entry, "training").get("objective", "none")
-    if objective == "none":
-        record = {"objective": "none", "steps": 0, "seconds": 0.0, "energy_kwh": 0.0, "co2e_kg": 0.0,
-                  "note": f"{name} has no trainable weights: no training, no training energy"}
-        atomic.write_json(out / "training.json", record)
-        return record
-    from audiofootprint.training.loop import TrainingFailed, train
-
-    torch.manual_seed(profile["seed"])
-    torch.set_num_threads(int(profile["torch_threads"]))
-    model = build_for_corpus(entry, int(params["corpus"]["sample_rate"]))
-    energy = params["energy"]
-    tracker = TrackerSettings(**{**energy, "output_dir": str(root / energy["output_dir"])})
-    device = profile["device"] if (profile["device"] == "cpu" or torch.cuda.is_available()) else "cpu"
-    try:
-        return train(entry, model, root / CORPUS_DIR, out, profile["train"], tracker, device=device,
-                     seed=int(profile["seed"]), progress=True)
-    except TrainingFailed as failure:  # during training: what it spent until then is recorded
-        return failures.training_failure(out, name, failure.error, failure.progress)
-    except zoo.ConfigError:
-        raise
-    except Exception as error:  # before the first step (objective, optimisers, data, resuming)
-        return failures.training_failure(out, name, error, {"objective": objective})
 
 
 def test_utterances(corpus_dir: Path, count: int, max_seconds: float) -> list[tuple[str, torch.Tensor, int]]:
@@ -161,7 +89,7 @@ def run_model(root: str | Path, name: str, params: dict, progress: bool = True) 
     sample_rate = int(params["corpus"]["sample_rate"])
     torch.manual_seed(profile["seed"])
     torch.set_num_threads(int(profile["torch_threads"]))
-    model = build_for_corpus(entry, sample_rate)
+    model = zoo.build_for_corpus(entry, sample_rate)
     record = load_trained(model, root / MODELS_DIR / plan["trained_by"])
     model = model.for_inference()
     overrides = zoo.section(entry, "benchmark")

@@ -218,7 +218,7 @@ def _cmd_corpus(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from audiofootprint import params
-    from audiofootprint.benchmark import train_model
+    from audiofootprint.training.stage import train_model
 
     params.check_params(args.root)
     record = train_model(args.root, args.vocoder, params.load_params(args.root))

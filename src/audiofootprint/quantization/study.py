@@ -26,7 +26,6 @@ from audiofootprint.benchmark import (
     BENCHMARK_DIR,
     CORPUS_DIR,
     MODELS_DIR,
-    build_for_corpus,
     load_trained,
     mean_ci,
     rounded_stats,
@@ -114,7 +113,7 @@ def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress
     torch.manual_seed(profile["seed"])
     torch.set_num_threads(int(profile["torch_threads"]))
     device = profile["device"] if (profile["device"] == "cpu" or torch.cuda.is_available()) else "cpu"
-    baseline = build_for_corpus(entry, sample_rate)
+    baseline = zoo.build_for_corpus(entry, sample_rate)
     try:
         load_trained(baseline, root / MODELS_DIR / name)
     except FailedTrainingError as error:  # recorded by train@NAME: no weights to quantize, the pipeline goes on

@@ -156,7 +156,7 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
     """Train ``model`` (the zoo ``entry``'s vocoder) on ``corpus_dir``; return the training record.
 
     ``model`` must have been built with the corpus' sample rate (e.g.
-    :func:`audiofootprint.benchmark.build_for_corpus`); ``None`` builds it with
+    :func:`audiofootprint.vocoders.zoo.build_for_corpus`); ``None`` builds it with
     ``zoo.build(entry, **model_overrides)`` after ``torch.manual_seed(seed)``. ``budget``: a
     :class:`~audiofootprint.training.config.Budget` or a mapping of its fields (a profile's
     ``train`` section). ``tracker_settings``: :class:`TrackerSettings`, or an open codecarbon
@@ -193,7 +193,7 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
         raise zoo.ConfigError(
             f"{entry.path}: the model's mel analysis is at {model.mel.sample_rate} Hz, the corpus "
             f"{corpus_dir} at {corpus_rate} Hz: build the model for the corpus' rate "
-            "(audiofootprint.benchmark.build_for_corpus)")
+            "(audiofootprint.vocoders.zoo.build_for_corpus)")
     model.to(device).train()
     torch.manual_seed(seed)
     objective = build_objective(objective_name, model, section, device)

@@ -153,6 +153,26 @@ def check_mel(entry: ZooEntry, model: Vocoder, expected: MelSettings) -> None:
         raise ConfigError(f"{entry.path}: mel settings do not fit the corpus: {details}")
 
 
+def corpus_mel(model_default: MelSettings, sample_rate: int) -> dict:
+    """A model's mel settings adapted to a corpus: its sample rate, f_max capped at Nyquist.
+
+    Window, hop and number of bands are the model's own (its upsampling depends on the hop).
+    """
+    settings = model_default.as_dict()
+    settings["sample_rate"] = sample_rate
+    nyquist = sample_rate / 2
+    settings["f_max"] = nyquist if settings["f_max"] is None else min(settings["f_max"], nyquist)
+    return settings
+
+
+def build_for_corpus(entry: ZooEntry, sample_rate: int) -> Vocoder:
+    """Build a zoo model with its mel analysis adapted to the corpus' sample rate."""
+    default = build(entry).mel
+    model = build(entry, mel=corpus_mel(default, sample_rate))
+    check_mel(entry, model, MelSettings(**corpus_mel(default, sample_rate)))
+    return model
+
+
 def class_source(entry: ZooEntry) -> str:
     """The source of the module defining ``entry``'s class: part of a training run's fingerprint, so
     that a changed module trains afresh instead of resuming weights made by the old code."""
