@@ -9,10 +9,10 @@ import yaml
 
 from audiofootprint import atomic
 from audiofootprint.benchmark import summarise
-from audiofootprint.card import build_card, method_kind, overall_method, render_markdown, sig
+from audiofootprint.card import build_card, render_markdown, sig
 from audiofootprint.carbon import intensity_for
 from audiofootprint.cli import main
-from audiofootprint.energy.tracker import CPU_METHODS
+from audiofootprint.energy.tracker import CPU_METHODS, method_kind, overall_method
 from conftest import ROOT
 
 ESTIMATED = {"cpu": "estimate: CPU load x TDP (8 W TDP for Test CPU)", "gpu": "no GPU seen",

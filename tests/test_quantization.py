@@ -208,9 +208,21 @@ def test_static_int8_takes_torchao_pt2e_when_the_x86_quantizer_covers_every_laye
 
     torch.manual_seed(0)
     model = Framewise().eval()
-    made = apply("static_int8", model, mels(model))
+    calibration = mels(model, count=1, frames=40) + mels(model, count=1, frames=57)  # utterances differ in length
+    made = apply("static_int8", model, calibration)
     assert made.backend.startswith("torchao pt2e") and not made.notes
-    assert close_to_fp32(model, made.model, mels(model)[0]) > 15
+    assert close_to_fp32(model, made.model, mels(model, count=1, frames=23)[0]) > 15
+
+    class SamplesWithoutGrad(Framewise):
+        """Inference wrapped in torch.no_grad (as DiffWave's sampler is): the export hides its layers."""
+
+        @torch.no_grad()
+        def forward(self, mel):
+            return super().forward(mel)
+
+    torch.manual_seed(0)
+    hidden = apply("static_int8", SamplesWithoutGrad().eval(), calibration)  # falls back to FX, saying why
+    assert "FX" in hidden.backend and "hides the model's layers" in hidden.notes[0]
 
 
 def test_ratios_when_no_variant_of_a_model_was_measured():

@@ -27,6 +27,7 @@ import pandas as pd
 
 from audiofootprint import params as params_module
 from audiofootprint.benchmark import BENCHMARK_DIR, MODELS_DIR, SUMMARY_DIR
+from audiofootprint.energy.tracker import method_kind, overall_method
 
 #: Relative tolerance when checking that two copies of one recorded number agree.
 SAME_NUMBER_RTOL = 1e-6
@@ -47,29 +48,6 @@ def _read_json(path: Path, how_to_make: str) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error}): {how_to_make} again") from error
-
-
-def method_kind(label: str) -> str:
-    """How one codecarbon method label obtained its energy: measured, estimate, none or unknown."""
-    if label.startswith("estimate"):
-        return "estimate"
-    if "counter" in label:
-        return "measured"
-    if label in ("no GPU seen", "not measured"):
-        return "none"
-    return "unknown"
-
-
-def overall_method(methods: dict[str, str]) -> str:
-    """One label for an energy figure summed over parts: measured only if every counted part is."""
-    kinds = {method_kind(label) for label in methods.values()} - {"none"}
-    if not kinds or "unknown" in kinds:
-        return "unknown"
-    if kinds == {"measured"}:
-        return "measured"
-    if kinds == {"estimate"}:
-        return "estimate"
-    return "partly estimated"
 
 
 def _failure_reason(record: dict) -> str:

@@ -18,6 +18,7 @@ from string import Template
 from urllib.parse import quote
 
 from audiofootprint import atomic
+from audiofootprint.energy.tracker import method_kind
 
 SITE = Path("reports/index.html")
 BENCHMARK_DIR = Path("results/benchmark")
@@ -246,7 +247,7 @@ def render_methods(groups: dict[tuple[str, str], list[str]]) -> str:
 
 def render_models(models: list[Model], axis: str) -> str:
     """The table of models: quality, energy per audio second, RTF, fronts, status."""
-    estimated = any("estimate" in how for m in models for how in m.method.values())
+    estimated = any(method_kind(how) == "estimate" for m in models for how in m.method.values())
     rows = []
     for m in models:
         name = f'<a href="{m.report}">{escape(m.name)}</a>' if m.report else escape(m.name)

@@ -71,6 +71,29 @@ def measurement_methods(tracker: OfflineEmissionsTracker) -> dict[str, str]:
     return methods
 
 
+def method_kind(label: str) -> str:
+    """How one codecarbon method label obtained its energy: measured, estimate, none or unknown."""
+    if label.startswith("estimate"):
+        return "estimate"
+    if "counter" in label:
+        return "measured"
+    if label in ("no GPU seen", "not measured"):
+        return "none"
+    return "unknown"
+
+
+def overall_method(methods: dict[str, str]) -> str:
+    """One label for an energy figure summed over parts: measured only if every counted part is."""
+    kinds = {method_kind(label) for label in methods.values()} - {"none"}
+    if not kinds or "unknown" in kinds:
+        return "unknown"
+    if kinds == {"measured"}:
+        return "measured"
+    if kinds == {"estimate"}:
+        return "estimate"
+    return "partly estimated"
+
+
 def hardware_seen(tracker: OfflineEmissionsTracker, emissions) -> dict:
     """The hardware and location codecarbon reported for a window (an ``EmissionsData``)."""
     return {

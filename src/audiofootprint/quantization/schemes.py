@@ -165,20 +165,29 @@ def _pt2e_prepared(model: Vocoder, example: torch.Tensor) -> tuple[torch.fx.Grap
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 
+    frames = torch.export.Dim("frames", min=2)  # any number of mel frames, not the example's
     try:
-        exported = torch.export.export(copy.deepcopy(model).eval(), (example,)).module()
+        exported = torch.export.export(copy.deepcopy(model).eval(), (example,),
+                                       dynamic_shapes=({2: frames},)).module()
     except Exception as error:  # noqa: BLE001 - any export failure means pt2e cannot run
         return None, f"torch.export failed ({type(error).__name__}: {_first_line(error)})"
     quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())
     prepared = prepare_pt2e(exported, quantizer)
     weighted = [n for n in prepared.graph.nodes if n.op == "call_function" and n.target in _WEIGHTED_OPS]
-    missed = sorted({str(n.target).split(".")[1] for n in weighted
-                     if not any(u.op == "call_module" and "observer" in type(getattr(prepared, u.target)).__name__.lower()
-                                for u in n.args[:1] if isinstance(u, torch.fx.Node))})
+    if not weighted:
+        return None, ("torch.export hides the model's layers from the quantizer (no convolution or linear op at "
+                      "the top level of the exported graph, e.g. inference wrapped in torch.no_grad)")
+    missed = sorted({str(n.target).split(".")[1] for n in weighted if not _observed(prepared, n.args[1])})
     if missed:
         return None, (f"torchao's X86InductorQuantizer leaves {', '.join(missed)} unquantized "
                       "(it annotates conv2d and linear, conv1d only before a ReLU)")
     return prepared, None
+
+
+def _observed(prepared: torch.fx.GraphModule, weight: torch.fx.Node) -> bool:
+    """Whether pt2e put an observer on this weight (the quantizer annotated its op)."""
+    return (isinstance(weight, torch.fx.Node) and weight.op == "call_module"
+            and "observer" in type(getattr(prepared, weight.target)).__name__.lower())
 
 
 _WEIGHTED_OPS = {torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default, torch.ops.aten.linear.default,
@@ -186,15 +195,16 @@ _WEIGHTED_OPS = {torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default, t
 
 
 def _static_pt2e(model: Vocoder, prepared: torch.fx.GraphModule, calibration: list[torch.Tensor]) -> Quantized:
-    from torchao.quantization.pt2e.lowering import lower_pt2e_quantized_to_x86
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
     with torch.no_grad():
         for mel in calibration:
             prepared(mel)
+    # Not lowered: torchao's lower_pt2e_quantized_to_x86 re-exports at the example's length, and on
+    # this CPU it leaves the same quantize/dequantize graph (fused int8 kernels need torch.compile).
     converted = convert_pt2e(prepared)
-    lowered = lower_pt2e_quantized_to_x86(converted, (calibration[0],))
-    return Quantized(QuantizedVocoder(lowered, model), "torchao pt2e, X86InductorQuantizer, lowered with inductor")
+    return Quantized(QuantizedVocoder(converted, model),
+                     "torchao pt2e, X86InductorQuantizer (int8 weights; quantize/dequantize graph run eagerly)")
 
 
 def _static_fx(model: Vocoder, calibration: list[torch.Tensor], why_not_pt2e: str) -> Quantized:
