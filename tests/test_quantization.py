@@ -98,6 +98,20 @@ def test_static_int8_quantizes_convolutions_through_fx_and_says_why_not_pt2e():
     assert close_to_fp32(model, made.model, mels(model)[0]) > 10
 
 
+def test_static_int8_keeps_a_quiet_waveform():
+    """A barely trained GAN whispers (peak ~1e-3): 8-bit tanh output would round it to silence."""
+    model = small_hifigan()
+    with torch.no_grad():
+        model.conv_post.weight.mul_(1e-3)
+        model.conv_post.bias.zero_()
+    mel = mels(model)[0]
+    with torch.inference_mode():
+        assert model(mel).abs().max() < 1 / 256
+    made = apply("static_int8", model, mels(model))
+    assert "output layer and tanh in float" in made.backend
+    assert close_to_fp32(model, made.model, mel) > 10
+
+
 def test_dynamic_int8_on_linear_layers_and_not_applicable_without_them():
     vocos = small_vocos()
     made = apply("dynamic_int8", vocos, mels(vocos))

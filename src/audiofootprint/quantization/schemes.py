@@ -214,7 +214,8 @@ def _static_fx(model: Vocoder, calibration: list[torch.Tensor], why_not_pt2e: st
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao deprecation notice
         try:
-            prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping("x86"), (calibration[0],))
+            mapping = _float_waveform(get_default_qconfig_mapping("x86"), model)
+            prepared = prepare_fx(copy.deepcopy(model).eval(), mapping, (calibration[0],))
         except Exception as error:  # noqa: BLE001 - a model FX cannot trace is a result, not a crash
             raise NotApplicable(f"{why_not_pt2e}; FX graph mode cannot trace the model "
                                 f"({type(error).__name__}: {_first_line(error)})") from error
@@ -226,8 +227,20 @@ def _static_fx(model: Vocoder, calibration: list[torch.Tensor], why_not_pt2e: st
         except Exception as error:  # noqa: BLE001 - e.g. an observer placed on a value that is not a tensor
             raise NotApplicable(f"{why_not_pt2e}; FX graph mode traces the model but its calibration or "
                                 f"conversion fails ({type(error).__name__}: {_first_line(error)})") from error
-    return Quantized(QuantizedVocoder(converted, model), "torch.ao FX graph mode, x86 qconfig mapping",
+    return Quantized(QuantizedVocoder(converted, model),
+                     "torch.ao FX graph mode, x86 qconfig mapping; output layer and tanh in float",
                      [f"pt2e not used: {why_not_pt2e}"])
+
+
+def _float_waveform(mapping, model: Vocoder):
+    """The mapping with the output layer and tanh left in float. torch.ao gives tanh fixed qparams
+    (a step of 2/256), so a waveform quieter than half a step comes out as silence (a barely trained
+    MelGAN does), and any waveform as 8-bit audio. The other layers stay int8."""
+    output_layer = [name for name, module in model.named_modules() if isinstance(module, WEIGHTED_LAYERS)][-1]
+    mapping.set_module_name(output_layer, None)
+    for tanh in (torch.tanh, nn.Tanh, "tanh"):
+        mapping.set_object_type(tanh, None)
+    return mapping
 
 
 # --------------------------------------------------------------------------- weight-only
