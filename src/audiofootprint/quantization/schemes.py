@@ -144,6 +144,7 @@ def dynamic_int8(model: Vocoder, calibration: list[torch.Tensor], device: str) -
 
 # --------------------------------------------------------------------------- static int8
 
+EXPORT_FRAMES = 8
 WEIGHTED_LAYERS = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.Linear)
 
 
@@ -153,7 +154,9 @@ def static_int8(model: Vocoder, calibration: list[torch.Tensor], device: str) ->
     if not any(isinstance(m, WEIGHTED_LAYERS) for m in model.modules()):
         raise NotApplicable("no convolution or linear layers to quantize")
     _use_x86_engine()
-    prepared, reason = _pt2e_prepared(model, calibration[0])
+    # exported on a few frames: the length is a dynamic dimension, and an autoregressive model's
+    # sample loop (WaveRNN) would otherwise be traced once per sample of a whole utterance
+    prepared, reason = _pt2e_prepared(model, calibration[0][..., :EXPORT_FRAMES].contiguous())
     if reason is None:
         return _static_pt2e(model, prepared, calibration)
     return _static_fx(model, calibration, reason)
