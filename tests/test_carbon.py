@@ -111,16 +111,99 @@ def test_intensity_comes_from_codecarbon():
         carbon.intensity_for("FRANCE")
 
 
+P1, P2 = "arXiv:1111.11111", "arXiv:2222.22222"
+
+
+def mos_table(rows, condition=None):
+    """A published-MOS table by hand from (model, mos, test) rows; the source is the test's paper."""
+    frame = pd.DataFrame(rows, columns=["model", "mos", "test"])
+    frame["source"] = frame["test"].str.split(" ").str[0]
+    frame["dataset"] = "LJSpeech"
+    frame["test_condition"] = condition or carbon.COPY_SYNTHESIS
+    return frame
+
+
 def test_relative_mos_by_hand():
-    mos = pd.DataFrame({
-        "model": ["Ground Truth", "A", "B", "Ground Truth", "A"],
-        "mos": [4.5, 4.0, 3.0, 4.2, 4.1], "source": ["t1", "t1", "t1", "t2", "t2"],
-    })
+    # Paper P1 ran two listening tests whose recordings scored 4.5 and 4.8: B's 3.6 in Table 2 is
+    # 1.2 below its own test's recordings (not 0.9 below Table 1's); A: 4.0 - 4.5 and 4.1 - 4.2.
+    mos = mos_table([
+        ("Ground Truth", 4.5, f"{P1} Table 1"), ("A", 4.0, f"{P1} Table 1"), ("B", 3.0, f"{P1} Table 1"),
+        ("Ground Truth", 4.8, f"{P1} Table 2"), ("B", 3.6, f"{P1} Table 2"),
+        ("Ground Truth", 4.2, f"{P2} Table 1"), ("A", 4.1, f"{P2} Table 1"),
+    ])
     table = carbon.relative_mos(mos, {"A": "a", "B": "b"}).set_index("model")
     assert table.loc["A", "mos_gap"] == pytest.approx((-0.5 - 0.1) / 2)
-    assert table.loc["A", "n_tests"] == 2 and table.loc["B", "mos_gap"] == pytest.approx(-1.5)
+    assert table.loc["A", "n_tests"] == 2 and table.loc["A", "tests"] == f"{P1} Table 1;{P2} Table 1"
+    assert table.loc["B", "n_tests"] == 2 and table.loc["B", "mos_gap"] == pytest.approx((-1.5 - 1.2) / 2)
+    assert table.loc["B", "gap_min"] == pytest.approx(-1.5) and table.loc["B", "gap_max"] == pytest.approx(-1.2)
+    assert table.loc["B", "tests"] == f"{P1} Table 1;{P1} Table 2"
     with pytest.raises(KeyError, match="'C'"):
         carbon.relative_mos(mos, {"C": "c"})
+
+
+def test_a_rating_whose_test_has_no_ground_truth_is_not_linked():
+    # P1's Table 1 test rated the recordings; its later fast-sampling test (same paper) did not.
+    mos = mos_table([
+        ("Ground Truth", 4.5, f"{P1} Table 1"), ("A", 4.0, f"{P1} Table 1"),
+        ("A", 4.4, f"{P1} Table 1 fast-sampling"), ("C", 4.3, f"{P1} Table 1 fast-sampling"),
+    ])
+    table = carbon.relative_mos(mos, {"A": "a"}).set_index("model")
+    assert table.loc["A", "n_tests"] == 1 and table.loc["A", "mos_gap"] == pytest.approx(-0.5)
+    assert table.loc["A", "tests"] == f"{P1} Table 1"
+    assert set(carbon.linkable_mos(mos)["model"]) == {"A"}
+    with pytest.raises(KeyError, match="'C'"):
+        carbon.relative_mos(mos, {"C": "c"})
+    # a test that is not LJSpeech copy-synthesis is never linked, recordings or not
+    tts = mos_table([("Ground Truth", 4.2, f"{P2} Table 4"), ("D", 4.0, f"{P2} Table 4")], condition="TTS")
+    with pytest.raises(KeyError, match="'D'"):
+        carbon.relative_mos(pd.concat([mos, tts], ignore_index=True), {"D": "d"})
+
+
+def test_published_mos_table_keeps_tests_apart(root):
+    mos = carbon.load_published_mos(root / "data/published/mos_ljspeech.csv")
+    assert mos["test"].notna().all() and not mos.duplicated(["test", "model"]).any()
+    hifigan = mos[mos["source"] == "arXiv:2010.05646"].set_index("model")["test"]
+    assert hifigan["HiFi-GAN V2"] == "arXiv:2010.05646 Table 1" != hifigan["MelGAN"]
+    v2 = carbon.relative_mos(mos, {"HiFi-GAN V2": "hifigan_v2"}).iloc[0]
+    assert "arXiv:2010.05646" not in v2["tests"]  # its own test's Ground Truth is not in the table
+    with pytest.raises(KeyError):  # rated after submission, in a test without recordings
+        carbon.relative_mos(mos, {"DiffWave BASE (Fast, 6 steps)": "diffwave_6"})
+    univnet = mos[mos["source"] == "arXiv:2106.07889"]
+    assert len(univnet) and not (univnet["dataset"] == "LJSpeech").any()
+    assert not univnet["test_condition"].eq(carbon.COPY_SYNTHESIS).any()
+
+
+@pytest.fixture
+def mos_copy(tmp_path, root):
+    path = tmp_path / "mos_ljspeech.csv"
+    shutil.copy(root / "data/published/mos_ljspeech.csv", path)
+    return path
+
+
+def test_published_mos_schema_refuses_a_missing_test_id(mos_copy):
+    frame = pd.read_csv(mos_copy, dtype=str, keep_default_na=False)
+    frame.loc[0, "test"] = ""
+    frame.loc[1, "test"] = "  "
+    frame.to_csv(mos_copy, index=False)
+    with pytest.raises(TableError) as info:
+        carbon.load_published_mos(mos_copy)
+    message = str(info.value)
+    assert f"{mos_copy}, line 2 (id='{frame.loc[0, 'model']}'), column 'test'" in message
+    assert f"line 3 (id='{frame.loc[1, 'model']}'), column 'test'" in message
+    frame.drop(columns="test").to_csv(mos_copy, index=False)
+    with pytest.raises(TableError, match="missing column.*'test'"):
+        carbon.load_published_mos(mos_copy)
+
+
+def test_published_mos_schema_refuses_a_repeated_test_and_model(mos_copy):
+    frame = pd.read_csv(mos_copy, dtype=str, keep_default_na=False)
+    pd.concat([frame, frame.iloc[[0]]], ignore_index=True).to_csv(mos_copy, index=False)
+    with pytest.raises(TableError, match=r"line 2 .*repeats a \(test, model\) pair"):
+        carbon.load_published_mos(mos_copy)
+    frame.loc[1, "test"] = frame.loc[0, "test"].replace(frame.loc[0, "source"], "arXiv:2106.02297")
+    frame.to_csv(mos_copy, index=False)
+    with pytest.raises(TableError, match="does not start with its source"):
+        carbon.load_published_mos(mos_copy)
 
 
 # --- command line ---------------------------------------------------------------------------

@@ -195,17 +195,46 @@ class ReferenceCalculationSchema(pa.DataFrameModel):
         coerce = True
 
 
+# The published MOS table (data/published/mos_ljspeech.csv). A rating is only put on a common
+# scale as its gap to the recordings (Ground Truth) rated in the same listening test (`test`);
+# only LJSpeech copy-synthesis tests are linked to models.
+GROUND_TRUTH = "Ground Truth"
+COPY_SYNTHESIS = "copy-synthesis from ground-truth mel-spectrograms"
+MOS_DATASETS = ("LJSpeech", "LibriTTS train-clean-360 + LJSpeech fine-tuning (24 kHz)")
+LINKED_DATASET = "LJSpeech"
+
+
 class PublishedMosSchema(pa.DataFrameModel):
-    """data/published/mos_ljspeech.csv: MOS reported by papers on LJSpeech copy-synthesis."""
+    """data/published/mos_ljspeech.csv: MOS reported by papers, one row per model per listening test.
+
+    ``test`` names the listening test (the paper's arXiv id, then the table or part of it), so that
+    a rating is compared with the ground truth of its own test, never with another test of the
+    same paper.
+    """
 
     model: Series[str]
     mos: Series[float] = pa.Field(ge=1, le=5, nullable=True)
     ci95: Series[float] = pa.Field(ge=0, nullable=True)
-    dataset: Series[str] = pa.Field(isin=["LJSpeech"])
+    dataset: Series[str] = pa.Field(isin=list(MOS_DATASETS))
     test_condition: Series[str]
     source: Series[str] = pa.Field(str_matches=r"^arXiv:\d{4}\.\d{4,5}$")
+    test: Series[str] = pa.Field(str_matches=r"^arXiv:\d{4}\.\d{4,5} \S")
     where_stated: Series[str]
     notes: Series[str] = pa.Field(nullable=True)
+
+    @pa.dataframe_check(error="repeats a (test, model) pair: one row per model per listening test")
+    def one_row_per_model_and_test(cls, frame: pd.DataFrame) -> Series[bool]:
+        return ~frame.duplicated(["test", "model"], keep=False)
+
+    @pa.dataframe_check(error="has a test id that does not start with its source (the paper's arXiv id)")
+    def test_of_source(cls, frame: pd.DataFrame) -> Series[bool]:
+        starts = [not isinstance(t, str) or t.startswith(f"{s} ") for t, s in zip(frame["test"], frame["source"])]
+        return pd.Series(starts, index=frame.index)
+
+    @pa.dataframe_check(error="is in a test whose rows name more than one dataset or test condition")
+    def one_condition_per_test(cls, frame: pd.DataFrame) -> Series[bool]:
+        kinds = frame.groupby("test")[["dataset", "test_condition"]].transform("nunique")
+        return (kinds <= 1).all(axis=1) | frame["test"].isna()
 
     class Config:
         strict = True
@@ -336,24 +365,49 @@ def sensitivity(estimates: pd.DataFrame, pue_values: list[float], intensities: d
     return pd.DataFrame(rows)
 
 
-def relative_mos(mos: pd.DataFrame, links: dict[str, str]) -> pd.DataFrame:
-    """Per linked model: MOS minus its listening test's ground-truth MOS, median over tests.
+def linkable_mos(mos: pd.DataFrame) -> pd.DataFrame:
+    """The ratings that can be put on a common scale, each with its own test's ground-truth MOS.
 
-    MOS from different listening tests are not comparable as such; the gap to the same test's
-    recordings is. Returns model, model_id, n_tests, mos_gap (median), gap_min, gap_max.
+    A rating counts if it is an LJSpeech copy-synthesis MOS and the same listening test
+    (``test``, never merely the same paper) also rated the recordings (a ``Ground Truth`` row
+    with a MOS); the ``Ground Truth`` rows themselves are left out. Adds ``ground_truth_mos``.
     """
-    truth = mos[mos["model"] == "Ground Truth"].set_index("source")["mos"]
+    rated = mos[mos["mos"].notna()]
+    truth_rows = rated[rated["model"] == GROUND_TRUTH]
+    repeated = truth_rows.loc[truth_rows["test"].duplicated(), "test"]
+    if len(repeated):
+        raise ValueError(f"published MOS: more than one {GROUND_TRUTH!r} row for test(s) {sorted(set(repeated))}")
+    truth = truth_rows.set_index("test")["mos"]
+    keep = ((rated["model"] != GROUND_TRUTH) & rated["test"].isin(truth.index)
+            & (rated["dataset"] == LINKED_DATASET) & (rated["test_condition"] == COPY_SYNTHESIS))
+    linked = rated[keep].copy()
+    linked["ground_truth_mos"] = truth.loc[linked["test"]].to_numpy()
+    return linked
+
+
+def relative_mos(mos: pd.DataFrame, links: dict[str, str]) -> pd.DataFrame:
+    """Per linked model: MOS minus the ground-truth MOS of the same listening test, median over tests.
+
+    MOS from different listening tests are not comparable as such; the gap to the recordings
+    rated in the same test is. A rating is matched to the ``Ground Truth`` row of its own
+    ``test`` (never to another test of the same paper); a test without one contributes nothing,
+    nor does any test other than LJSpeech copy-synthesis (:func:`linkable_mos`). Returns model,
+    model_id, n_tests, mos_gap (median), gap_min, gap_max and tests (the test ids, joined by ';').
+    """
+    linked = linkable_mos(mos)
     rows = []
     for model, model_id in links.items():
-        tests = mos[(mos["model"] == model) & mos["mos"].notna() & mos["source"].isin(truth.index)]
+        tests = linked[linked["model"] == model]
         if tests.empty:
-            raise KeyError(f"quality_links in conf/carbon: no MOS with a ground-truth reference for {model!r} "
-                           f"in the published MOS table; known models: {sorted(mos['model'].unique())}")
-        gaps = tests["mos"].to_numpy() - truth.loc[tests["source"]].to_numpy()
+            raise KeyError(f"quality links (conf/carbon quality_links, conf/benchmark published_mos): no LJSpeech "
+                           f"copy-synthesis MOS for {model!r} from a listening test that also rated the recordings "
+                           f"({GROUND_TRUTH!r} of the same test) in the published MOS table; models with one: "
+                           f"{sorted(linked['model'].unique())}")
+        gaps = (tests["mos"] - tests["ground_truth_mos"]).to_numpy()
         rows.append({"model": model, "model_id": model_id, "n_tests": len(gaps),
                      "mos_gap": float(pd.Series(gaps).median()), "gap_min": float(gaps.min()),
-                     "gap_max": float(gaps.max()), "tests": ";".join(tests["source"])})
-    return pd.DataFrame(rows)
+                     "gap_max": float(gaps.max()), "tests": ";".join(tests["test"])})
+    return pd.DataFrame(rows, columns=["model", "model_id", "n_tests", "mos_gap", "gap_min", "gap_max", "tests"])
 
 
 def write_results(root: str | Path, params: dict) -> dict:
