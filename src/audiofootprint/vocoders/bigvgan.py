@@ -10,11 +10,30 @@ upsampling 8, 8, 2, 2, initial channels 512, SnakeBeta with log-scale
 parameters), so its ``{"generator": state_dict}`` checkpoints load unchanged.
 The constructor's defaults are that config; see ``conf/vocoder/bigvgan_base.yaml``
 for it, the official parameter count and its source.
+
+Official checkpoints (NVIDIA/BigVGAN ``bigvgan.py``, ``activations.py``,
+``alias_free_activation/torch/{act,resample,filter}.py``, ``train.py``; read at commit
+7d2b454564a6c7d014227f635b7423881f14bdac, and the v1 ``models.py`` of e595e4d, which has the
+same module names): ``bigvgan_generator.pt`` (Hugging Face ``nvidia/bigvgan_*``) and the v1
+``g_05000000`` are ``{"generator": state_dict}``. Every published model, v1 and v2 (the v2
+configs: upsampling 4, 4, 2, 2, 2, 2 or 8, 4, 2, 2, 2, 2, 1536 initial channels,
+``use_bias_at_final``/``use_tanh_at_final`` false), is a configuration of this class:
+:func:`official_config_kwargs` turns the model's ``config.json`` into our ``model``
+arguments, and the zoo config for it is those arguments plus::
+
+    weights:
+      path: /path/to/bigvgan_generator.pt
+      sha256: ...                       # sha256sum bigvgan_generator.pt
+      format: nvidia-bigvgan
+      mel: {...}                        # the "mel" of official_config_kwargs(config.json)
+      # dataset, license, provenance, published_training: see audiofootprint.vocoders.weights
 """
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +57,7 @@ __all__ = [
     "Snake",
     "SnakeBeta",
     "kaiser_sinc_filter1d",
+    "official_config_kwargs",
 ]
 
 #: bigvgan_base_22khz_80band.json feature settings.
@@ -293,5 +313,59 @@ class BigVGAN(Vocoder):
         return {self.checkpoint_key: to_legacy_weight_norm_keys(self.state_dict())}
 
     def load_checkpoint_state(self, state: dict) -> None:
-        state = unwrap_checkpoint(state, (self.checkpoint_key,))
+        """Load our checkpoint or NVIDIA's ``bigvgan_generator.pt`` / ``g_XXXXXXXX``.
+
+        The official file is ``{"generator": state_dict}`` (``train.py``, ``BigVGAN._save_pretrained``)
+        with legacy weight-norm keys (``*.weight_g``/``*.weight_v``); a file whose weight norm
+        was removed (plain ``*.weight``, which the official ``_from_pretrained`` also accepts)
+        loads too, as does a bare state dict or one saved from ``DataParallel`` (``module.``).
+        The anti-aliasing filters (``*.upsample.filter``, ``*.downsample.lowpass.filter``) are
+        persistent buffers in both codes and are loaded as saved. ``use_bias_at_final`` must
+        match the file (v2 configs set it false: no ``conv_post.bias``); ``use_tanh_at_final``
+        and ``snake_logscale`` leave no trace in the weights: take them from the model's
+        ``config.json`` (:func:`official_config_kwargs`).
+        """
+        state = _strip_prefix(dict(unwrap_checkpoint(state, (self.checkpoint_key,))), "module.")
+        has_bias = "conv_post.bias" in state
+        if any(key.startswith("conv_post.") for key in state) and has_bias != (self.conv_post.bias is not None):
+            raise ValueError(
+                f"the checkpoint {'has' if has_bias else 'has no'} conv_post.bias, this model "
+                f"use_bias_at_final={self.conv_post.bias is not None}: build it with use_bias_at_final: "
+                f"{str(has_bias).lower()} (and use_tanh_at_final as in the model's config.json)")
         self.load_state_dict(adapt_weight_norm_state(state, self))
+
+
+def official_config_kwargs(config: str | Path | Mapping) -> dict:
+    """Our constructor's arguments (the ``model`` section of a conf/vocoder YAML, ``mel`` included)
+    for an official BigVGAN ``config.json`` (a path or the parsed mapping; NVIDIA/BigVGAN
+    ``configs/*.json`` and the Hugging Face repositories' ``config.json`` share the keys).
+
+    ``use_bias_at_final`` and ``use_tanh_at_final`` default to true when absent, as in the
+    official ``BigVGAN.__init__`` (v1 configs lack them; v2 configs set both false).
+    """
+    if not isinstance(config, Mapping):
+        config = json.loads(Path(config).read_text())
+    f_max = config.get("fmax")
+    return {
+        "resblock": str(config["resblock"]),
+        "upsample_rates": [int(u) for u in config["upsample_rates"]],
+        "upsample_kernel_sizes": [int(k) for k in config["upsample_kernel_sizes"]],
+        "upsample_initial_channel": int(config["upsample_initial_channel"]),
+        "resblock_kernel_sizes": [int(k) for k in config["resblock_kernel_sizes"]],
+        "resblock_dilation_sizes": [[int(d) for d in ds] for ds in config["resblock_dilation_sizes"]],
+        "activation": str(config["activation"]),
+        "snake_logscale": bool(config["snake_logscale"]),
+        "use_bias_at_final": bool(config.get("use_bias_at_final", True)),
+        "use_tanh_at_final": bool(config.get("use_tanh_at_final", True)),
+        "mel": {"sample_rate": int(config["sampling_rate"]), "n_fft": int(config["n_fft"]),
+                "win_length": int(config["win_size"]), "hop_length": int(config["hop_size"]),
+                "n_mels": int(config["num_mels"]), "f_min": float(config.get("fmin", 0.0) or 0.0),
+                "f_max": None if f_max is None else float(f_max)},
+    }
+
+
+def _strip_prefix(state: dict, prefix: str) -> dict:
+    """``state`` without ``prefix`` on its keys, if every key has it (a ``DataParallel`` save)."""
+    if state and all(key.startswith(prefix) for key in state):
+        return {key[len(prefix):]: value for key, value in state.items()}
+    return state

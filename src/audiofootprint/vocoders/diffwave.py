@@ -22,6 +22,25 @@ the repository's ``predict`` does.
 Input convention (lmnt-com/diffwave ``preprocess.py``): torchaudio ``MelSpectrogram``
 (power 1, ``normalized=True``, HTK mel, 20 Hz to sr/2, win = 4 x hop), then
 ``20*log10(clamp(mel, 1e-5)) - 20`` mapped to [0, 1] by ``clamp((db + 100) / 100, 0, 1)``.
+
+Official checkpoints (lmnt-com/diffwave ``learner.py``, ``model.py``; read at commit
+0594106093b8d8c444de8bd8cd26482f653c569f): the file is ``{"step", "model", "optimizer",
+"params", "scaler"}`` with ``model`` the bare ``DiffWave.state_dict()``, whose names are ours
+(``input_projection``, ``diffusion_embedding.projection1/2``, ``spectrogram_upsampler.conv1/2``,
+``residual_layers.N.{dilated_conv, diffusion_projection, conditioner_projection,
+output_projection}``, ``skip_projection``, ``output_projection``). :meth:`DiffWave.load_checkpoint_state`
+reads it and checks the saved ``params`` (see :meth:`DiffWave.check_official_params`). The
+published LJSpeech model (README: ``diffwave-ljspeech-22kHz-1000578.pt``, sha256
+``d415d2117bb0bba3999afabdd67ed11d9e43400af26193a451d112e2560821a8``) has the default
+configuration, so a zoo config for it is ``diffwave_6.yaml``'s ``model`` section plus::
+
+    weights:
+      path: /path/to/diffwave-ljspeech-22kHz-1000578.pt
+      sha256: d415d2117bb0bba3999afabdd67ed11d9e43400af26193a451d112e2560821a8
+      format: lmnt-diffwave
+      mel: {sample_rate: 22050, n_fft: 1024, win_length: 1024, hop_length: 256, n_mels: 80,
+            f_min: 20.0, f_max: 11025.0}
+      # dataset, license, provenance, published_training: see audiofootprint.vocoders.weights
 """
 from __future__ import annotations
 
@@ -203,6 +222,69 @@ class DiffWave(Vocoder):
         return audio
 
     def load_checkpoint_state(self, state: dict) -> None:
-        """Load our state dict or lmnt-com's checkpoint (``{"model": state, ...}``)."""
-        self.load_state_dict(unwrap_checkpoint(state, ("model",)))
+        """Load our state dict or an lmnt-com/diffwave checkpoint.
+
+        The official file (``learner.py`` ``state_dict()``) is ``{"step", "model", "optimizer",
+        "params", "scaler"}``; only ``model`` is read, after :meth:`check_official_params` has
+        compared the ``params`` it was trained with against this model. A ``module.`` prefix
+        (a model saved while wrapped in ``DataParallel``) is removed. The step-embedding table
+        ``diffusion_embedding.embedding`` is a non-persistent buffer in lmnt's code as in ours
+        (it is rebuilt from the number of training steps); a file that carries it anyway has it
+        checked for that length and dropped.
+        """
+        params = state.get("params") if isinstance(state.get("params"), Mapping) else None
+        weights = _strip_prefix(dict(unwrap_checkpoint(state, ("model",))), "module.")
+        if params is not None:
+            self.check_official_params(params)
+        table = weights.pop("diffusion_embedding.embedding", None)
+        if table is not None and table.shape[0] != len(self.noise_schedule):
+            raise ValueError(
+                f"the checkpoint's diffusion-step embedding has {table.shape[0]} rows (training steps), this model "
+                f"{len(self.noise_schedule)}: set noise_schedule to the schedule it was trained with")
+        if weights and not any(key.startswith("spectrogram_upsampler.") for key in weights):
+            raise ValueError("the checkpoint has no spectrogram_upsampler: it is an unconditional DiffWave "
+                             "(params.unconditional), which generates audio without a mel and is no vocoder")
+        self.load_state_dict(weights)
+
+    def check_official_params(self, params: Mapping) -> None:
+        """Compare lmnt-com's ``params`` (``params.py`` keys, as saved in its checkpoints) with
+        this model; a difference the weights alone cannot reveal (dilation cycle, training noise
+        schedule) or that would load wrongly raises :class:`ValueError` naming our YAML key."""
+        if params.get("unconditional"):
+            raise ValueError("the checkpoint's params say unconditional=True: an unconditional DiffWave "
+                             "generates audio without a mel and is no vocoder")
+        ours = {
+            "residual_layers": ("residual_layers", len(self.residual_layers)),
+            "residual_channels": ("residual_channels", self.input_projection.out_channels),
+            "n_mels": ("mel.n_mels", self.mel.n_mels),
+            "hop_samples": ("mel.hop_length", self.hop_length),
+            "sample_rate": ("mel.sample_rate", self.mel.sample_rate),
+        }
+        for key, (yaml_key, value) in ours.items():
+            if key in params and params[key] is not None and int(params[key]) != int(value):
+                raise ValueError(f"the checkpoint was trained with {key}={params[key]}, this model has "
+                                 f"{yaml_key}={value}: build it with {yaml_key}: {params[key]}")
+        cycle = params.get("dilation_cycle_length")
+        if cycle is not None:
+            dilations = [layer.dilated_conv.dilation[0] for layer in self.residual_layers]
+            if dilations != [2 ** (i % int(cycle)) for i in range(len(dilations))]:
+                raise ValueError(f"the checkpoint was trained with dilation_cycle_length={cycle}, this model's "
+                                 f"dilations are {dilations[:12]}...: build it with dilation_cycle_length: {cycle}")
+        schedule = params.get("noise_schedule")
+        if schedule is not None:
+            theirs = np.asarray(list(schedule), dtype=np.float64)
+            if theirs.shape != (len(self.noise_schedule),) or not np.allclose(theirs, self.noise_schedule,
+                                                                               rtol=1e-6, atol=1e-9):
+                raise ValueError(
+                    f"the checkpoint was trained with a {theirs.size}-step noise_schedule "
+                    f"({theirs[0]:g} .. {theirs[-1]:g}), this model has {len(self.noise_schedule)} steps "
+                    f"({self.noise_schedule[0]:g} .. {self.noise_schedule[-1]:g}): set noise_schedule to the "
+                    "checkpoint's")
+
+
+def _strip_prefix(state: dict, prefix: str) -> dict:
+    """``state`` without ``prefix`` on its keys, if every key has it (a ``DataParallel`` save)."""
+    if state and all(key.startswith(prefix) for key in state):
+        return {key[len(prefix):]: value for key, value in state.items()}
+    return state
 

@@ -17,11 +17,37 @@
   synthesis bank (:mod:`.pqmf`) and returns the full-band waveform.
 
 Official parameter counts and their sources are in those YAML files.
+
+Official checkpoints (checked against kan-bayashi/ParallelWaveGAN at commit
+86740373ec609cb9fb192d472d2aea125041491a, ``parallel_wavegan/models/melgan.py``,
+``layers/residual_stack.py``, ``layers/pqmf.py``, ``utils/utils.py`` ``load_model``, and
+descriptinc/melgan-neurips ``mel2wav/modules.py``):
+
+* descript MelGAN: a bare generator state dict (``best_netG.pt``; ``model.N.*``, legacy
+  ``weight_g``/``weight_v``) loads into :class:`MelGAN` as it is. Its input is the ``"melgan"``
+  convention (``log10(clamp(mel, 1e-5))``, 0 Hz to Nyquist).
+* kan-bayashi toolkit ``checkpoint-NNNNsteps.pkl`` (``{"model": {"generator": ...}, "optimizer": ...,
+  "steps": ...}``). Its ``MelGANGenerator`` is one ``Sequential`` ``melgan.N`` of the same layers as
+  the descript generator (``ResidualStack`` ``stack.K``/``skip_layer`` for ``ResnetBlock``
+  ``block.K``/``shortcut``), every convolution weight-normed. With ``out_channels=4`` plus the toolkit's
+  PQMF it is Multi-band MelGAN (the toolkit has no separate class: ``generator_type`` stays
+  ``"MelGANGenerator"``): that file loads into :class:`MultiBandMelGAN`; one with ``out_channels=1``
+  (``melgan.v1``) loads into :class:`MelGAN`, whose keys are renamed. Such a MelGAN takes the
+  toolkit's features, not descript's: the loaded model records ``feature_convention = "log10"``
+  (consulted first by :func:`audiofootprint.features.convention_of`), and its band limits are the
+  recipe's (``fmin``/``fmax`` of its ``config.yml``, 80-7600 Hz for LJSpeech): give them as ``mel``,
+  or let :meth:`~.parallel_wavegan.ToolkitCheckpointMixin.load_companion_files` read them from the
+  ``config.yml`` beside the checkpoint. Both toolkit models z-normalise their input with the
+  recipe's ``stats.h5`` (see :mod:`.parallel_wavegan`): loaded statistics are applied inside
+  ``forward``, so the model still takes the un-normalised ``"log10"`` features.
 """
 from __future__ import annotations
 
 import math
+import re
+import warnings
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -34,6 +60,7 @@ from .layers import (
     wn_conv1d,
     wn_conv_transpose1d,
 )
+from .parallel_wavegan import ToolkitCheckpointMixin, _as_float, _strip_prefix, _version
 from .pqmf import PQMF
 
 __all__ = [
@@ -136,20 +163,43 @@ def _melgan_layers(
     return layers
 
 
-class _WeightNormCheckpointMixin:
-    """Checkpoint loading shared by the MelGAN family."""
+def _descript_from_toolkit(key: str) -> str:
+    """kan-bayashi ``MelGANGenerator`` key -> descript ``Generator`` key (same layers, other names)."""
+    key = re.sub(r"^melgan\.", "model.", key)
+    key = re.sub(r"^(model\.\d+)\.stack\.", r"\1.block.", key)
+    return re.sub(r"^(model\.\d+)\.skip_layer\.", r"\1.shortcut.", key)
+
+
+def _toolkit_from_descript(key: str) -> str:
+    key = re.sub(r"^model\.", "melgan.", key)
+    key = re.sub(r"^(melgan\.\d+)\.block\.", r"\1.stack.", key)
+    return re.sub(r"^(melgan\.\d+)\.shortcut\.", r"\1.skip_layer.", key)
+
+
+class _WeightNormCheckpointMixin(ToolkitCheckpointMixin):
+    """Checkpoint loading shared by the MelGAN family (weight-norm layouts, toolkit statistics)."""
 
     _checkpoint_paths: tuple[tuple[str, ...], ...] = ()
 
     def load_checkpoint_state(self, state: dict) -> None:
         state = unwrap_checkpoint(state, *self._checkpoint_paths)
+        self._load_weights(_as_float(_strip_prefix(state)), self._load_generator)
+
+    def _load_generator(self, state: dict) -> None:
         self.load_state_dict(adapt_weight_norm_state(state, self))
 
 
 class MelGAN(_WeightNormCheckpointMixin, Vocoder):
-    """Original MelGAN generator (descript). Output ``[B, frames * prod(ratios)]``."""
+    """Original MelGAN generator (descript). Output ``[B, frames * prod(ratios)]``.
 
-    _checkpoint_paths = (("generator",), ("netG",))
+    Reads descript's bare state dicts and the kan-bayashi toolkit's MelGAN checkpoints (see the
+    module docstring); after a toolkit checkpoint the instance's ``feature_convention`` is
+    ``"log10"`` (the toolkit's features) instead of the class's ``"melgan"``, and
+    :meth:`state_dict_for_checkpoint` writes the toolkit layout again.
+    """
+
+    _checkpoint_paths = (("model", "generator"), ("generator",), ("netG",))
+    _toolkit_generator_types = ("MelGANGenerator",)
 
     def __init__(
         self,
@@ -166,19 +216,54 @@ class MelGAN(_WeightNormCheckpointMixin, Vocoder):
         self.model = nn.Sequential(
             *_melgan_layers(self.mel.n_mels, 1, channels, ratios, int(n_residual_layers), 7, 3, ResnetBlock)
         )
+        self._init_feature_stats()
+
+    @property
+    def toolkit_weights(self) -> bool:
+        """Whether the loaded weights are a kan-bayashi toolkit MelGAN's (``"log10"`` features)."""
+        return self.__dict__.get("feature_convention") == "log10"
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return self.model(mel).squeeze(1)
+        return self.model(self.normalize_features(mel)).squeeze(1)
+
+    def _load_generator(self, state: dict) -> None:
+        toolkit = any(key.startswith("melgan.") for key in state)  # kan-bayashi MelGANGenerator
+        if toolkit:
+            state = {_descript_from_toolkit(key): value for key, value in state.items()}
+        self.load_state_dict(adapt_weight_norm_state(state, self))
+        if toolkit:
+            self.feature_convention = "log10"
+        else:  # descript weights: the class's "melgan"
+            self.__dict__.pop("feature_convention", None)
+
+    def _apply_toolkit_config(self, config: Mapping, source: Path) -> None:
+        out = (config.get("generator_params") or {}).get("out_channels", 1)
+        if int(out) != 1:
+            raise ValueError(f"{source}: a MelGANGenerator with out_channels={out} is Multi-band MelGAN; load it "
+                             "into MultiBandMelGAN")
+        super()._apply_toolkit_config(config, source)
 
     def state_dict_for_checkpoint(self) -> dict:
-        """A bare state dict with legacy weight-norm keys, like the released ``.pt`` files."""
-        return to_legacy_weight_norm_keys(self.state_dict())
+        """A bare state dict with legacy weight-norm keys, like the released ``.pt`` files.
+
+        After toolkit weights: ``{"model": {"generator": ...}}`` in the toolkit's key names, so that
+        the file loads back as a toolkit MelGAN (``"log10"`` features, statistics kept).
+        """
+        state = to_legacy_weight_norm_keys(self.state_dict())
+        if self.toolkit_weights:
+            return {"model": {"generator": {_toolkit_from_descript(k): v for k, v in state.items()}}}
+        return state
 
 
 class MultiBandMelGAN(_WeightNormCheckpointMixin, Vocoder):
-    """Multi-band MelGAN: a MelGAN predicting ``subbands`` signals + PQMF synthesis."""
+    """Multi-band MelGAN: a MelGAN predicting ``subbands`` signals + PQMF synthesis.
+
+    Reads the kan-bayashi toolkit's checkpoints (see the module docstring); ``forward`` and
+    :meth:`subband_forward` z-normalise their input first when official statistics are loaded.
+    """
 
     _checkpoint_paths = (("model", "generator"), ("generator",))
+    _toolkit_generator_types = ("MelGANGenerator", "MultiBandMelGANGenerator")
 
     def __init__(
         self,
@@ -214,14 +299,47 @@ class MultiBandMelGAN(_WeightNormCheckpointMixin, Vocoder):
             )
         )
         self.pqmf = PQMF(self.subbands, pqmf_taps, pqmf_cutoff_ratio, pqmf_beta)
+        self._init_feature_stats()
 
     def subband_forward(self, mel: torch.Tensor) -> torch.Tensor:
         """Sub-band signals ``[B, subbands, frames * hop / subbands]``."""
-        return self.melgan(mel)
+        return self.melgan(self.normalize_features(mel))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return self.pqmf.synthesis(self.melgan(mel)).squeeze(1)
+        return self.pqmf.synthesis(self.subband_forward(mel)).squeeze(1)
+
+    def _load_generator(self, state: dict) -> None:
+        """Also the PQMF filters a saved toolkit model carries (``pqmf.*``, after its ``load_model``)."""
+        filters = {key.removeprefix("pqmf."): state.pop(key) for key in list(state) if key.startswith("pqmf.")}
+        for name in ("analysis_filter", "synthesis_filter"):
+            if name in filters and filters[name].shape != getattr(self.pqmf, name).shape:
+                raise ValueError(f"the checkpoint's pqmf.{name} is {tuple(filters[name].shape)}, this model's "
+                                 f"{tuple(getattr(self.pqmf, name).shape)}: another number of sub-bands or taps")
+        super()._load_generator(state)
+        with torch.no_grad():
+            for name in ("analysis_filter", "synthesis_filter"):
+                if name in filters:
+                    getattr(self.pqmf, name).copy_(filters[name])
+
+    def _apply_toolkit_config(self, config: Mapping, source: Path) -> None:
+        """Also the PQMF bank the toolkit's ``load_model`` builds: ``pqmf_params``, else the defaults of
+        the toolkit version that wrote the config (cut-off 0.15 up to 0.4.2, 0.142 since)."""
+        out = (config.get("generator_params") or {}).get("out_channels")
+        if out is not None and int(out) != self.subbands:
+            raise ValueError(f"{source}: out_channels {out} sub-bands, this model has {self.subbands}")
+        super()._apply_toolkit_config(config, source)
+        params = config.get("pqmf_params")
+        if params is None:
+            legacy = _version(config.get("version", "0.1.0")) <= (0, 4, 2)
+            params = {"taps": 62, "cutoff_ratio": 0.15, "beta": 9.0} if legacy else {}
+        params = {"taps": 62, "cutoff_ratio": 0.142, "beta": 9.0, **params}
+        wanted = (int(params["taps"]), float(params["cutoff_ratio"]), float(params["beta"]))
+        if wanted != (self.pqmf.taps, self.pqmf.cutoff_ratio, self.pqmf.beta):
+            warnings.warn(f"{source}: the checkpoint was trained with PQMF taps={wanted[0]}, "
+                          f"cutoff_ratio={wanted[1]}, beta={wanted[2]}; the model's bank now follows it", stacklevel=3)
+            self.pqmf = PQMF(self.subbands, *wanted).to(self.pqmf.synthesis_filter.device)
 
     def state_dict_for_checkpoint(self) -> dict:
-        """``{"model": {"generator": state}}``, the ParallelWaveGAN checkpoint layout."""
+        """``{"model": {"generator": state}}``, the ParallelWaveGAN checkpoint layout (with the
+        statistics ``mean``/``scale`` when loaded, as the toolkit's ``register_stats`` leaves them)."""
         return {"model": {"generator": to_legacy_weight_norm_keys(self.state_dict())}}

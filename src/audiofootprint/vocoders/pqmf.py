@@ -51,6 +51,8 @@ class PQMF(nn.Module):
         super().__init__()
         self.subbands = int(subbands)
         self.taps = int(taps)
+        self.cutoff_ratio = float(cutoff_ratio)
+        self.beta = float(beta)
         h = prototype_filter(self.taps, cutoff_ratio, beta)
         n = torch.arange(self.taps + 1, dtype=torch.float64) - self.taps / 2
         k = torch.arange(self.subbands, dtype=torch.float64).unsqueeze(1)

@@ -12,6 +12,28 @@ paper's parameter counts, so its ``model_g`` state dicts load unchanged.
 The constructor's defaults are UnivNet-c32 (``conf/vocoder/univnet_c32.yaml``,
 which also gives the official parameter count and its source); ``channel_size=16``
 gives UnivNet-c16.
+
+Official checkpoints (mindslab-ai/univnet, the same repository as maum-ai/univnet:
+``model/generator.py``, ``model/lvcnet.py``, ``utils/train.py``, ``inference.py``; read at
+commit 9bb2b54838bb6d7ce767131cc7b8b61198bc7558): the README's UnivNet-c16 and -c32 files
+(LibriTTS train-clean-360, 24 kHz, 100 bands) are training checkpoints whose ``model_g`` has our
+names (``conv_pre``, ``res_stack.N.{convt_pre.1, conv_blocks.M.1, kernel_predictor.{input_conv.0,
+residual_convs.M.{1,3}, kernel_conv, bias_conv}}``, ``conv_post.1``) with ``weight_g``/``weight_v``
+pairs. The file carries its training YAML (``hp_str``), which :meth:`UnivNet.load_checkpoint_state`
+checks against the model. A zoo config for c32 is ``univnet_c32.yaml``'s ``model`` section
+(``channel_size: 16`` for c16; ``kpnet_conv_size: 1`` for checkpoints of the repository's first
+weeks, ``config/legacy.yaml``) plus::
+
+    weights:
+      path: /path/to/univnet_c32.pt     # the README's Google Drive download
+      sha256: ...                       # sha256sum of the file
+      format: mindslab-univnet
+      mel: {sample_rate: 24000, n_fft: 1024, win_length: 1024, hop_length: 256, n_mels: 100,
+            f_min: 0.0, f_max: 12000.0}
+      # dataset, license, provenance, published_training: see audiofootprint.vocoders.weights
+
+The official ``Generator.inference`` appends 10 frames of ``ln(1e-5)`` silence to the mel and
+cuts their samples off the output (against edge artefacts); :meth:`UnivNet.forward` does not.
 """
 from __future__ import annotations
 
@@ -234,6 +256,65 @@ class UnivNet(Vocoder):
         return self.conv_post(z).squeeze(1)
 
     def load_checkpoint_state(self, state: dict) -> None:
-        """Accepts mindslab's ``{"model_g": ...}``, ``{"generator": ...}`` or a bare state dict."""
-        state = unwrap_checkpoint(state, ("model_g",), ("generator",))
+        """Load our checkpoint or mindslab's (maum-ai's) ``{"model_g": ..., "hp_str": ...}``.
+
+        mindslab-ai/univnet ``utils/train.py`` saves ``{"model_g", "model_d", "optim_g",
+        "optim_d", "step", "epoch", "hp_str", "githash"}``, ``model_g`` with legacy weight-norm
+        keys; ``{"generator": ...}`` and a bare state dict load too. A ``module.`` prefix
+        (a generator saved while wrapped in ``DistributedDataParallel``) is removed. The
+        training configuration in the file (``hp_str``, the YAML text; or a mapping ``hp``) is
+        compared with this model first (:meth:`check_official_hp`).
+        """
+        hp = state.get("hp_str", state.get("hp"))
+        if hp is not None:
+            self.check_official_hp(hp)
+        state = _strip_prefix(dict(unwrap_checkpoint(state, ("model_g",), ("generator",))), "module.")
         self.load_state_dict(adapt_weight_norm_state(state, self))
+
+    def check_official_hp(self, hp: str | Mapping) -> None:
+        """Compare mindslab's configuration (``config/default_c32.yaml`` keys: ``gen.*``,
+        ``audio.n_mel_channels``, ``audio.hop_length``) with this model; what the weights alone
+        cannot reveal (dilations, leaky-ReLU slope) or would load wrongly raises
+        :class:`ValueError` naming our YAML key. An unreadable ``hp_str`` is ignored."""
+        if isinstance(hp, str):
+            import yaml
+
+            try:
+                hp = yaml.safe_load(hp)
+            except yaml.YAMLError:
+                return
+        if not isinstance(hp, Mapping):
+            return
+        gen = hp.get("gen") or {}
+        audio = hp.get("audio") or {}
+        first = self.res_stack[0]
+        ours = {
+            "gen.noise_dim": ("noise_dim", self.noise_dim, gen.get("noise_dim")),
+            "gen.channel_size": ("channel_size", first.in_channels, gen.get("channel_size")),
+            "gen.strides": ("strides", [b.convt_pre[1].stride[0] for b in self.res_stack], gen.get("strides")),
+            "gen.dilations": ("dilations", [c[1].dilation[0] for c in first.conv_blocks], gen.get("dilations")),
+            "gen.lReLU_slope": ("lrelu_slope", first.convt_pre[0].negative_slope, gen.get("lReLU_slope")),
+            "gen.kpnet_conv_size": ("kpnet_conv_size", first.kernel_predictor.kernel_conv.kernel_size[0],
+                                    gen.get("kpnet_conv_size")),
+            "audio.n_mel_channels": ("mel.n_mels", self.mel.n_mels, audio.get("n_mel_channels")),
+            "audio.hop_length": ("mel.hop_length", self.mel.hop_length, audio.get("hop_length")),
+        }
+        for key, (yaml_key, value, theirs) in ours.items():
+            if theirs is None:
+                continue
+            if isinstance(value, list):
+                same = [int(t) for t in theirs] == value
+            elif isinstance(value, float):
+                same = math.isclose(float(theirs), value)
+            else:
+                same = int(theirs) == value
+            if not same:
+                raise ValueError(f"the checkpoint was trained with {key}={theirs}, this model has {yaml_key}="
+                                 f"{value}: build it with {yaml_key}: {theirs}")
+
+
+def _strip_prefix(state: dict, prefix: str) -> dict:
+    """``state`` without ``prefix`` on its keys, if every key has it (a ``DataParallel`` save)."""
+    if state and all(key.startswith(prefix) for key in state):
+        return {key[len(prefix):]: value for key, value in state.items()}
+    return state

@@ -20,16 +20,44 @@ cost.)
 
 Input convention (``MelSpectrogramFeatures``): torchaudio ``MelSpectrogram`` (power 1, HTK
 mel scale, no filter normalisation, 0 Hz to sr/2), natural log of ``clamp(mel, 1e-7)``.
+
+Official checkpoints (gemelo-ai/vocos ``vocos/pretrained.py``, ``models.py``, ``modules.py``,
+``heads.py``, ``spectral_ops.py``, ``feature_extractors.py``; read at commit
+c859e3b7b534f3776a357983029d34170ddd6fc3): ``Vocos.from_pretrained`` builds the model from the
+Hugging Face repository's ``config.yaml`` and loads ``pytorch_model.bin``, the state dict of
+``Vocos(feature_extractor, backbone, head)``. Our module names are the official ones
+(``backbone.embed``, ``backbone.norm``, ``backbone.convnext.N.{dwconv, norm, pwconv1, pwconv2,
+gamma}``, ``backbone.final_layer_norm``, ``head.out``); the official file also holds buffers we
+rebuild (``feature_extractor.mel_spec.spectrogram.window``, ``feature_extractor.mel_spec.mel_scale.fb``,
+``head.istft.window``), which :meth:`Vocos.load_checkpoint_state` checks against the model's
+settings and drops. The weights file does not say the architecture: the zoo config must match
+``config.yaml``. :func:`official_config_kwargs` turns a ``config.yaml`` into our ``model``
+arguments; for ``charactr/vocos-mel-24khz`` (24 kHz, n_fft 1024, hop 256, 100 mels, dim 512,
+intermediate 1536, 8 layers) they are ``conf/vocoder/vocos.yaml``'s, so its config is that
+``model`` section plus::
+
+    weights:
+      path: /path/to/vocos-mel-24khz/pytorch_model.bin
+      sha256: ...                       # sha256sum pytorch_model.bin
+      format: charactr-vocos
+      mel: {sample_rate: 24000, n_fft: 1024, win_length: 1024, hop_length: 256, n_mels: 100,
+            f_min: 0.0, f_max: null}
+      # dataset, license, provenance, published_training: see audiofootprint.vocoders.weights
+
+(keep ``padding: same``; see :func:`official_config_kwargs` for why).
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torchaudio
 from torch import nn
 
 from .base import MelSettings, Vocoder, resolve_mel
+from .layers import unwrap_checkpoint
 
 VOCOS_24K_MEL = MelSettings(sample_rate=24000, n_fft=1024, win_length=1024, hop_length=256,
                             n_mels=100, f_min=0.0, f_max=None)
@@ -135,9 +163,118 @@ class Vocos(Vocoder):
         return self.head(self.backbone(mel))
 
     def load_checkpoint_state(self, state: dict) -> None:
-        """Load our state dict or the official one (``pytorch_model.bin`` layout: the
-        feature extractor's and the ISTFT window's buffers are dropped)."""
+        """Load our state dict or an official one.
+
+        Official layouts: the Hugging Face ``pytorch_model.bin`` (``vocos.pretrained.Vocos``'s
+        state dict: ``feature_extractor.*``, ``backbone.*``, ``head.*``) and a training
+        checkpoint of ``vocos.experiment.VocosExp`` (PyTorch Lightning, ``{"state_dict": ...}``
+        with the discriminators and losses beside the generator). Before they are dropped, the
+        buffers we do not keep are checked against this model: the feature extractor's mel
+        filterbank (``feature_extractor.mel_spec.mel_scale.fb``, ``[n_fft/2+1, n_mels]``) and
+        analysis window, and the ISTFT window (``head.istft.window``); a mismatch raises
+        :class:`ValueError` naming our YAML key. Vocos conditioned on EnCodec tokens
+        (``vocos-encodec-24khz``: ``EncodecFeatures``, ``AdaLayerNorm``) is refused.
+        """
+        state = _strip_prefix(dict(unwrap_checkpoint(state, ("state_dict",))), "module.")
+        if any(key.startswith(("backbone.", "head.")) for key in state):  # a full official model
+            state = {k: v for k, v in state.items() if k.startswith(("backbone.", "head.", "feature_extractor."))}
+        if any(key.startswith("feature_extractor.encodec.") or ".norm.scale." in key for key in state):
+            raise ValueError("the checkpoint is an EnCodec-conditioned Vocos (EncodecFeatures / AdaLayerNorm, e.g. "
+                             "vocos-encodec-24khz): it takes codec tokens, not a mel; only mel Vocos is supported")
+        self._check_official_buffers(state)
         state = {k: v for k, v in state.items()
-                 if not k.startswith("feature_extractor.") and not k.endswith("istft.window")}
+                 if not k.startswith("feature_extractor.") and k != "head.istft.window"}
+        # layer_scale_init_value <= 0 trains without layer scale: no gamma, i.e. gamma = 1.
+        for i, block in enumerate(self.backbone.convnext):
+            prefix = f"backbone.convnext.{i}."
+            if f"{prefix}gamma" not in state and f"{prefix}pwconv2.weight" in state:
+                state[f"{prefix}gamma"] = torch.ones_like(block.gamma)
         self.load_state_dict(state)
+
+    def _check_official_buffers(self, state: Mapping) -> None:
+        m = self.mel
+        fb = state.get("feature_extractor.mel_spec.mel_scale.fb")
+        if fb is not None:
+            if fb.shape[1] != m.n_mels:
+                raise ValueError(f"the checkpoint's feature extractor has {fb.shape[1]} mel bands, this model "
+                                 f"mel.n_mels={m.n_mels}: build it with mel.n_mels: {fb.shape[1]}")
+            if fb.shape[0] != m.n_fft // 2 + 1:
+                raise ValueError(f"the checkpoint's feature extractor has an FFT of {2 * (fb.shape[0] - 1)}, this "
+                                 f"model mel.n_fft={m.n_fft}: build it with mel.n_fft: {2 * (fb.shape[0] - 1)}")
+            f_max = m.f_max if m.f_max is not None else m.sample_rate / 2
+            ours = torchaudio.functional.melscale_fbanks(m.n_fft // 2 + 1, m.f_min, f_max, m.n_mels, m.sample_rate,
+                                                         norm=None, mel_scale="htk")
+            if not torch.allclose(fb.float(), ours, atol=1e-3):
+                raise ValueError(
+                    "the checkpoint's mel filterbank (HTK, no normalisation, as vocos MelSpectrogramFeatures "
+                    f"builds it) does not match this model's mel settings (sample_rate {m.sample_rate}, f_min "
+                    f"{m.f_min}, f_max {m.f_max}): set mel to the analysis the weights were trained with")
+        window = state.get("feature_extractor.mel_spec.spectrogram.window")
+        if window is not None and window.shape[0] != m.win_length:
+            raise ValueError(f"the checkpoint's feature extractor has a {window.shape[0]}-sample window, this model "
+                             f"mel.win_length={m.win_length}: build it with mel.win_length: {window.shape[0]}")
+        window = state.get("head.istft.window")
+        if window is not None and window.shape[0] != self.head.n_fft:
+            raise ValueError(f"the checkpoint's ISTFT head has n_fft {window.shape[0]}, this model "
+                             f"n_fft={self.head.n_fft}: build it with n_fft: {window.shape[0]}")
+
+
+def official_config_kwargs(config: str | Path | Mapping) -> dict:
+    """Our constructor's arguments (the ``model`` section of a conf/vocoder YAML, ``mel`` included)
+    for an official Vocos ``config.yaml`` (a path, its text already parsed, or a training config
+    such as gemelo-ai/vocos ``configs/vocos.yaml``, whose model sits under ``model.init_args``).
+
+    Only mel Vocos (``MelSpectrogramFeatures`` + ``VocosBackbone`` without AdaLayerNorm +
+    ``ISTFTHead``) is accepted. ``padding`` is ``"same"`` whatever the official ``padding``:
+    it says where the head places each frame, and this project's features (``features.py``)
+    centre frame ``t`` on sample ``t * hop + hop / 2``, which is where ``"same"`` puts it (the
+    official ``"center"``, with features that centre frame ``t`` on ``t * hop``, is the same
+    alignment; ``"center"`` here would shift the output by half a hop). The weights are the
+    same for both.
+    """
+    if not isinstance(config, Mapping):
+        import yaml
+
+        config = yaml.safe_load(Path(config).read_text())
+    if "backbone" not in config and "model" in config:
+        config = config["model"].get("init_args", config["model"])
+    parts = {}
+    for part, klass in (("feature_extractor", "MelSpectrogramFeatures"), ("backbone", "VocosBackbone"),
+                        ("head", "ISTFTHead")):
+        section = config.get(part)
+        if not isinstance(section, Mapping) or "class_path" not in section:
+            raise ValueError(f"not a Vocos config: no {part}.class_path")
+        if str(section["class_path"]).rsplit(".", 1)[-1] != klass:
+            raise ValueError(f"{part} is {section['class_path']}: only {klass} is supported (mel Vocos)")
+        parts[part] = dict(section.get("init_args") or {})
+    features, backbone, head = parts["feature_extractor"], parts["backbone"], parts["head"]
+    if backbone.get("adanorm_num_embeddings"):
+        raise ValueError("backbone.adanorm_num_embeddings is set: AdaLayerNorm (EnCodec Vocos) is not supported")
+    # MelSpectrogramFeatures' and ISTFTHead's own defaults
+    n_mels = int(features.get("n_mels", 100))
+    hop = int(features.get("hop_length", 256))
+    mel_fft = int(features.get("n_fft", 1024))
+    if int(backbone["input_channels"]) != n_mels:
+        raise ValueError(f"backbone.input_channels {backbone['input_channels']} != feature_extractor.n_mels {n_mels}")
+    if int(head["dim"]) != int(backbone["dim"]) or int(head["hop_length"]) != hop:
+        raise ValueError("head.dim / head.hop_length do not match backbone.dim / feature_extractor.hop_length")
+    kwargs = {
+        "dim": int(backbone["dim"]),
+        "intermediate_dim": int(backbone["intermediate_dim"]),
+        "num_layers": int(backbone["num_layers"]),
+        "n_fft": int(head["n_fft"]),
+        "padding": "same",
+        "mel": {"sample_rate": int(features.get("sample_rate", 24000)), "n_fft": mel_fft, "win_length": mel_fft,
+                "hop_length": hop, "n_mels": n_mels, "f_min": 0.0, "f_max": None},
+    }
+    if backbone.get("layer_scale_init_value") is not None:
+        kwargs["layer_scale_init_value"] = float(backbone["layer_scale_init_value"])
+    return kwargs
+
+
+def _strip_prefix(state: dict, prefix: str) -> dict:
+    """``state`` without ``prefix`` on its keys, if every key has it (a ``DataParallel`` save)."""
+    if state and all(key.startswith(prefix) for key in state):
+        return {key[len(prefix):]: value for key, value in state.items()}
+    return state
 

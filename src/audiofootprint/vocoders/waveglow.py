@@ -22,12 +22,35 @@ hop 256, 80 bands, 0-8000 Hz.
 
 The module is the inference graph (weight norm folded, as the official
 ``remove_weightnorm`` does before inference); parameter names follow the official
-layout so a converted state dict (``weight_g``/``weight_v`` pairs allowed) loads with
-:meth:`WaveGlow.load_checkpoint_state`.
+layout (NVIDIA/waveglow ``glow.py`` at commit 8afb643df59265016af6bd255c7516309d675168:
+``upsample``, ``WN.K.{start,in_layers.I,res_skip_layers.I,cond_layer,end}``, ``convinv.K.conv``;
+``start``, ``in_layers``, ``res_skip_layers`` and ``cond_layer`` weight-normed with the legacy API,
+hence ``weight_g``/``weight_v`` pairs, ``end`` and ``convinv`` plain), and
+:meth:`WaveGlow.load_checkpoint_state` reads:
+
+* ``{"model": state_dict}`` or a bare state dict in that layout (a re-saved NVIDIA/waveglow model);
+* NVIDIA DeepLearningExamples checkpoints (``PyTorch/SpeechSynthesis/Tacotron2/waveglow/model.py``,
+  ``entrypoints.py``: ``{"state_dict": ..., "config": ...}``, keys prefixed ``module.``, one
+  ``cond_layers.I`` per WN layer instead of the fused ``cond_layer``), and the older NVIDIA/waveglow
+  layouts ``convert_model.py`` updates (``cond_layers.I``; separate ``res_layers.I``/``skip_layers.I``):
+  these are folded and concatenated as ``convert_model.py`` does. A ``config`` in the file that
+  does not match the model's hyperparameters (the default ``WN_config`` of DeepLearningExamples'
+  ``entrypoints.py`` has 512 channels, ours 256) is a ``ValueError`` saying which constructor
+  arguments to use.
+
+The original ``waveglow_256channels.pt`` pickles the whole module (``{"model": <glow.WaveGlow>}``);
+``torch.load(weights_only=True)`` refuses it, and :meth:`WaveGlow.from_checkpoint` says, in one line,
+how to re-save its state dict (which needs NVIDIA's code and a file one trusts).
 """
 from __future__ import annotations
 
+import io
+import pickle
+import pickletools
+import re
+import zipfile
 from collections.abc import Mapping
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -220,9 +243,156 @@ class WaveGlow(Vocoder):
             x = torch.cat([xa, xb], dim=1)
         return torch.cat(early + [x], dim=1), log_s_list, log_det_list
 
+    # -- checkpoint layouts -------------------------------------------------------
     def load_checkpoint_state(self, state: dict) -> None:
-        """Load our state dict or an official-layout one (weight norm pairs allowed)."""
-        state = fold_weight_norm(unwrap_checkpoint(state, ("model",)))
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        self.load_state_dict(state)
+        """Load our state dict or an official one (see the module docstring): ``{"model": ...}``,
+        ``{"state_dict": ..., "config": ...}`` or bare; ``module.`` prefixes, legacy weight-norm pairs,
+        per-layer ``cond_layers`` and separate ``res_layers``/``skip_layers`` allowed."""
+        if isinstance(state, Mapping) and isinstance(state.get("config"), Mapping):
+            self._check_config(state["config"])
+        state = unwrap_checkpoint(state, ("state_dict",), ("model",))
+        state = {_strip_distributed(k): v.float() if isinstance(v, torch.Tensor) and v.dtype in (
+                 torch.float16, torch.bfloat16) else v for k, v in state.items()}
+        self.load_state_dict(_fuse_per_layer_convs(fold_weight_norm(state)))
+
+    def _check_config(self, config: Mapping) -> None:
+        """A DeepLearningExamples ``config`` must describe this model; else say which arguments to use."""
+        wn = config.get("WN_config") if isinstance(config.get("WN_config"), Mapping) else {}
+        ours = {"n_mel_channels": ("mel n_mels", self.mel.n_mels), "n_flows": ("n_flows", self.n_flows),
+                "n_group": ("n_group", self.n_group), "n_early_every": ("n_early_every", self.n_early_every),
+                "n_early_size": ("n_early_size", self.n_early_size)}
+        wn_ours = {"n_layers": ("wn_layers", self.WN[0].n_layers), "n_channels": ("wn_channels", self.WN[0].n_channels),
+                   "kernel_size": ("wn_kernel_size", self.WN[0].in_layers[0].kernel_size[0])}
+        wrong = [f"{arg}={config[key]} (this model: {value})" for key, (arg, value) in ours.items()
+                 if key in config and config[key] != value]
+        wrong += [f"{arg}={wn[key]} (this model: {value})" for key, (arg, value) in wn_ours.items()
+                  if key in wn and wn[key] != value]
+        if wrong:
+            raise ValueError(f"the checkpoint's config describes another WaveGlow: build it with {', '.join(wrong)}")
+
+    def from_checkpoint(self, path, *args, **kwargs) -> "WaveGlow":
+        """:meth:`Vocoder.from_checkpoint`; a file holding a pickled WaveGlow *module* (the original
+        ``waveglow_256channels.pt``) is refused with a one-line ``ValueError`` saying how to re-save it."""
+        try:
+            return super().from_checkpoint(path, *args, **kwargs)
+        except (ValueError, pickle.UnpicklingError) as error:
+            message = pickled_module_message(path)
+            if message is None:
+                raise
+            try:
+                from .weights import CheckpointError
+            except ImportError:  # pragma: no cover
+                CheckpointError = ValueError
+            raise CheckpointError(message) from error
+
+
+def _strip_distributed(key: str) -> str:
+    """DeepLearningExamples ``unwrap_distributed``: drop ``module.1.`` then ``module.``."""
+    return key.replace("module.1.", "").replace("module.", "")
+
+
+def _fuse_per_layer_convs(state: Mapping) -> dict:
+    """Older layouts (folded) -> the fused one NVIDIA/waveglow ``convert_model.py`` makes.
+
+    ``WN.K.cond_layers.I`` (one 1x1 conv per layer, DeepLearningExamples and the old glow.py) are
+    concatenated in layer order into ``WN.K.cond_layer``; ``WN.K.res_layers.I`` and
+    ``WN.K.skip_layers.I`` into ``WN.K.res_skip_layers.I`` (residual rows first; the last layer
+    has a skip part only).
+    """
+    out = dict(state)
+    per_layer = re.compile(r"^(WN\.\d+)\.(cond_layers|res_layers|skip_layers)\.(\d+)\.(weight|bias)$")
+    groups: dict = {}
+    for key in list(out):
+        m = per_layer.match(key)
+        if m:
+            prefix, kind, index, what = m.groups()
+            groups.setdefault(prefix, {}).setdefault(kind, {}).setdefault(int(index), {})[what] = out.pop(key)
+    for prefix, kinds in groups.items():
+        if "cond_layers" in kinds:
+            layers = kinds["cond_layers"]
+            for what in ("weight", "bias"):
+                out[f"{prefix}.cond_layer.{what}"] = torch.cat([layers[i][what] for i in sorted(layers)])
+        if "skip_layers" in kinds:
+            skips, res = kinds["skip_layers"], kinds.get("res_layers", {})
+            for i in sorted(skips):
+                for what in ("weight", "bias"):
+                    parts = ([res[i][what]] if i in res else []) + [skips[i][what]]
+                    out[f"{prefix}.res_skip_layers.{i}.{what}"] = torch.cat(parts)
+        elif "res_layers" in kinds:
+            raise KeyError(f"{prefix}.res_layers without skip_layers")
+    return out
+
+
+# -- pickled modules -------------------------------------------------------------
+
+#: Modules whose globals a weights-only checkpoint may name (containers, tensor rebuilding).
+_PLAIN_PICKLE_MODULES = ("collections", "builtins", "__builtin__", "copyreg", "_codecs")
+
+
+def pickled_globals(path: str | Path) -> list[str]:
+    """The globals (``module.name``) a torch checkpoint's pickle refers to, read without unpickling.
+
+    Works on the zip format (``*/data.pkl``) and on the legacy one (a few pickles in a row); an
+    unreadable file gives what was found so far.
+    """
+    path = Path(path)
+    found: list[str] = []
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+                streams, pickles = [io.BytesIO(archive.read(names[0]))] if names else [], 1
+        else:
+            streams, pickles = [open(path, "rb")], 4  # magic, protocol, sys_info, the object
+        for stream in streams:
+            with stream:
+                for _ in range(pickles):
+                    _scan_pickle(stream, found)
+    except Exception:  # noqa: BLE001 - a best-effort diagnosis of a file torch already refused
+        pass
+    return found
+
+
+def _scan_pickle(stream, found: list[str]) -> None:
+    recent: list = []  # values pushed recently (strings, else None): STACK_GLOBAL's operands
+    memo: dict = {}
+    for opcode, arg, _ in pickletools.genops(stream):
+        name = opcode.name
+        if name in ("GLOBAL", "INST"):
+            found.append(str(arg).replace(" ", "."))
+            recent.append(None)
+        elif name == "STACK_GLOBAL":
+            if len(recent) >= 2 and all(isinstance(x, str) for x in recent[-2:]):
+                found.append(f"{recent[-2]}.{recent[-1]}")
+            recent.append(None)
+        elif "UNICODE" in name or "STRING" in name:
+            recent.append(str(arg))
+        elif name == "MEMOIZE":
+            memo[len(memo)] = recent[-1] if recent else None
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[arg] = recent[-1] if recent else None
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            recent.append(memo.get(arg))
+        elif name == "STOP":
+            return
+        else:
+            recent.append(None)
+        del recent[:-2]
+
+
+def pickled_module_message(path: str | Path) -> str | None:
+    """The one-line refusal of a checkpoint that pickles a module (None when it does not)."""
+    names = pickled_globals(path)
+    own = [n for n in names if n.split(".")[0] not in _PLAIN_PICKLE_MODULES + ("torch",)]
+    modules = own or [n for n in names if n.startswith("torch.nn.modules.")]
+    if not modules:
+        return None
+    resave = (f"python -c \"import torch; c = torch.load({str(path)!r}, map_location='cpu', weights_only=False); "
+              "m = c['model'] if isinstance(c, dict) else c; "
+              "torch.save({'model': m.state_dict()}, 'waveglow_state.pt')\"")
+    return (f"{path} holds a pickled module ({modules[0]}; NVIDIA/waveglow's original waveglow_256channels.pt "
+            "is saved so), not a state dict, and torch.load(weights_only=True) refuses it. To use it, re-save "
+            f"its state dict in a checkout of NVIDIA/waveglow (glow.py importable): {resave}, then load "
+            "waveglow_state.pt. Warning: weights_only=False runs code from the file: do this only with a file "
+            "from a source you trust")
 

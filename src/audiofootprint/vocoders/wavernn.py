@@ -20,7 +20,20 @@ Input convention (that bundle's vocoder): natural log of the clamped mel magnitu
 sampled classes are mu-law decoded to [-1, 1].
 
 The checkpoint layout is torchaudio's own ``WaveRNN`` state dict (the bundle's
-``wavernn_10k_epochs_8bits_ljspeech.pth``), without a prefix.
+``wavernn_10k_epochs_8bits_ljspeech.pth``, which ``torchaudio.pipelines._tts.impl`` loads with
+``WaveRNN(**_get_wrnn_params()).load_state_dict``), without a prefix: ``upsample.resnet.melresnet_model.*``
+(conv, batch norms and the 10 ``resblock_model``s), ``upsample.upsample_layers.{1,3,5}.weight``,
+``fc``, ``rnn1``, ``rnn2`` (GRU ``weight_ih_l0``/``weight_hh_l0``/``bias_*_l0``), ``fc1``, ``fc2``,
+``fc3``. :meth:`WaveRNNVocoder.load_checkpoint_state` reads it into ``self.model``. A zoo
+config for the bundle's weights is ``wavernn.yaml``'s ``model`` section plus::
+
+    weights:
+      path: /path/to/wavernn_10k_epochs_8bits_ljspeech.pth   # download.pytorch.org/torchaudio/models/
+      sha256: ...                       # sha256sum of the file
+      format: torchaudio-wavernn
+      mel: {sample_rate: 22050, n_fft: 2048, win_length: 1100, hop_length: 275, n_mels: 80,
+            f_min: 40.0, f_max: 11025.0}
+      # dataset, license, provenance, published_training: see audiofootprint.vocoders.weights
 """
 from __future__ import annotations
 
@@ -89,7 +102,18 @@ class WaveRNNVocoder(Vocoder):
         return self.model.state_dict()
 
     def load_checkpoint_state(self, state: dict) -> None:
-        if any(k.startswith("model.") for k in state):
-            state = {k.removeprefix("model."): v for k, v in state.items()}
+        """Load torchaudio's ``WaveRNN`` state dict (the bundle's file), this wrapper's own
+        ``state_dict()`` (``model.`` prefix), or a checkpoint of torchaudio's
+        ``examples/pipeline_wavernn`` recipe (``{"epoch", "state_dict", "best_loss",
+        "optimizer"}``, saved from ``DataParallel``: ``module.`` prefix; its private ``_WaveRNN``,
+        pytorch/audio ``torchaudio/models/_wavernn.py``, has the same module names; only its
+        ``--mode waveform`` checkpoints output mu-law classes, as this wrapper samples them)."""
+        inner = state.get("state_dict")
+        if isinstance(inner, Mapping) and "epoch" in state:
+            state = inner
+        state = dict(state)
+        for prefix in ("module.", "model."):
+            if state and all(key.startswith(prefix) for key in state):
+                state = {key[len(prefix):]: value for key, value in state.items()}
         self.model.load_state_dict(state)
 
