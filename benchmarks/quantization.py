@@ -13,17 +13,15 @@ faster, PESQ within 0.1).
 from __future__ import annotations
 
 import argparse
-import math
 import tempfile
 import warnings
 
 import torch
 
 from audiofootprint import PROJECT_ROOT
-from audiofootprint.benchmark import CORPUS_DIR, MODELS_DIR, load_trained, test_utterances
+from audiofootprint.benchmark import CORPUS_DIR, MODELS_DIR, load_trained, measurement_mel, test_utterances
 from audiofootprint.energy import MeasureSettings, TrackerSettings
 from audiofootprint.energy.cost import measure_vocoder
-from audiofootprint.features import features_for
 from audiofootprint.params import compose_params
 from audiofootprint.quantization.schemes import SCHEMES, NotApplicable, apply
 from audiofootprint.quantization.study import (
@@ -41,9 +39,9 @@ def measure_variant(name: str, scheme: str, params: dict, output_dir: str) -> di
     profile, settings = params["profile"], params["quantize"]
     entry = zoo.load_zoo(PROJECT_ROOT)[name]
     model = zoo.build_for_corpus(entry, int(params["corpus"]["sample_rate"]))
-    trained = (PROJECT_ROOT / MODELS_DIR / name / "generator.pt").is_file()
+    trained = (PROJECT_ROOT / MODELS_DIR / name / "training.json").is_file()
     if trained:
-        load_trained(model, PROJECT_ROOT / MODELS_DIR / name)
+        load_trained(model, PROJECT_ROOT / MODELS_DIR / name, entry, PROJECT_ROOT)
     model = model.for_inference()
     corpus = PROJECT_ROOT / CORPUS_DIR
     calibration = calibration_mels(model, corpus, int(settings["calibration_utterances"]),
@@ -57,9 +55,7 @@ def measure_variant(name: str, scheme: str, params: dict, output_dir: str) -> di
     scores = score_variant(None, made.model, utterances, ("pesq",), profile["seed"])
     measure_cfg = {**profile["measure"], **zoo.section(entry, "measure")}
     seconds = float(measure_cfg.pop("audio_seconds"))
-    wave = utterances[0][1]
-    frames = min(wave.shape[-1] // model.hop_length, math.ceil(seconds * model.mel.sample_rate / model.hop_length))
-    mel = features_for(model, wave[: frames * model.hop_length].reshape(1, -1))
+    mel = measurement_mel(model, utterances[0][1], int(params["corpus"]["sample_rate"]), seconds)
     tracker = TrackerSettings(**{**params["energy"], "output_dir": output_dir})
     cost = measure_vocoder(made.model, mel, label=f"{name}/{scheme}", settings=MeasureSettings(**measure_cfg),
                            tracker_settings=tracker, seed=profile["seed"])

@@ -15,9 +15,17 @@
 #
 # Thesis part 2 weighs the quality of neural vocoders against the energy they use, with
 # Pareto optimality, and argues that lighter models can be the better choice. Every vocoder
-# of the zoo was trained on this machine under the profile's budget (its energy counted), then
-# measured on the test set: quality against the recordings, and inference energy with the
-# measurement harness. Computed by `audiofootprint benchmark summary`.
+# of the zoo is measured on this machine: inference energy with the measurement harness, and
+# copy-synthesis quality on the test recordings, each model at its own sample rate, scored at
+# the corpus' rate. Computed by `audiofootprint benchmark summary`.
+#
+# **Which quality counts.** Inference cost belongs to the architecture; quality belongs to the
+# weights. A measured quality is a finding only for weights that converged: pretrained
+# weights, a training that reached its recipe's steps, or a model with nothing to train
+# (Griffin-Lim, the floor). Those models, with the recordings as the ceiling, make the
+# headline fronts and rankings, scored on the whole test split. Models trained here under the
+# profile's budget are costed in their own table, never ranked by quality. Published human
+# ratings are an axis of their own, for every model that has one.
 
 # %% tags=["parameters"]
 root = ".."  # the project root seen from notebooks/, where JupyterLab starts the kernel
@@ -44,89 +52,84 @@ figures.mkdir(parents=True, exist_ok=True)
 SAVE = dict(dpi=110, bbox_inches="tight", metadata={"Software": None})
 ok = table[table["status"] == "ok"]
 failed = table[table["status"] != "ok"]
+headline = ok.loc[summary["headline_models"]]
+budget = ok.loc[list(summary["budget_trained"])]
 first = json.loads((root / "results/benchmark" / ok.index[0] / "measurement.json").read_text())["measurement"]
 display(Markdown(
-    f"Profile **{params['profile']['name']}**: training budget {params['profile']['train']['max_seconds']} s per "
-    f"model, measured on {first['hardware']['cpu_model']} ({first['hardware']['cpu_count']:g} cores, GPU: "
-    f"{first['hardware']['gpu_model'] or 'none'}). Energy: CPU {first['methods']['cpu']}; RAM {first['methods']['ram']}; "
-    f"GPU {first['methods']['gpu']}. Quality axis: {METRICS[axis]['name']} ({METRICS[axis]['direction']} is better)."
+    f"Profile **{params['profile']['name']}**, measured on {first['hardware']['cpu_model']} "
+    f"({first['hardware']['cpu_count']:g} cores, GPU: {first['hardware']['gpu_model'] or 'none'}). Energy: CPU "
+    f"{first['methods']['cpu']}; RAM {first['methods']['ram']}; GPU {first['methods']['gpu']}. Quality axis: "
+    f"{METRICS[axis]['name']} ({METRICS[axis]['direction']} is better), converged models and the recordings on "
+    f"{recordings[axis]['n']} test utterances."
 ))
 if len(failed):
     display(Markdown("**Failed models** (kept out of the analysis; training energy spent until the failure in "
                      "models.csv): " + "; ".join(f"**{name}**: {row['reason']}" for name, row in failed.iterrows())))
 
 # %% [markdown]
-# ## All models
+# ## Converged models: the headline
+# `quality_kind`: `pretrained` (published weights, checked by sha256), `training-free`, or
+# `recipe` (trained here to the recipe's steps). Quality: mean over test utterances, with its
+# 95% confidence interval.
 
 # %%
-columns = ["family", "params", "gflops_per_audio_s", "energy_j_per_audio_s", "real_time_factor", "training_energy_kwh",
-           *[m for m in params["benchmark"]["metrics"] if m in ok.columns],
-           *[c for c in ["dnsmos_ovrl", "published_mos_gap"] if c in ok.columns]]
+columns = ["family", "quality_kind", "sample_rate", "params", "energy_j_per_audio_s", "real_time_factor",
+           *[m for m in params["benchmark"]["metrics"] if m in ok.columns], f"{axis}_ci95",
+           *[c for c in ["dnsmos_ovrl", "published_mos_gap"] if c in ok.columns], "test_utterances"]
 columns = list(dict.fromkeys(c for c in columns if c in ok.columns))
-display(ok[columns].sort_values("energy_j_per_audio_s"))
+display(headline[columns].sort_values("energy_j_per_audio_s"))
 display(Markdown("Recordings (the ceiling): " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in recordings.items())))
 
 # %% [markdown]
-# ## Pareto front: quality against inference energy
-# Error bars: interquartile range of energy over measurement windows, 95% confidence interval of
-# quality over test utterances. Red: on the front; a hollow marker: on the front, but not
-# surely so once the spread is taken into account.
+# ## Pareto fronts: measured quality and published ratings against inference energy
+# Left: the measured quality of the converged models (error bars: interquartile range of
+# energy over measurement windows, 95% confidence interval of quality over test utterances;
+# red: on the front; hollow: on the front, but not surely so within the spread). Right: the
+# published MOS of each model's architecture relative to the recordings of the same listening
+# test (`data/published/mos_ljspeech.csv`), against the same measured inference energy, for
+# every model that has one (budget-trained ones too: both the rating and the cost belong to
+# the architecture, not to our training).
 
 # %%
-def front_plot(x, xerr, title, path, xlabel):
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for name, row in ok.iterrows():
-        on = bool(row[f"pareto_{title}"])
-        sure = bool(row.get("pareto_inference_survives_spread", on)) if title == "inference" else on
+def draw_front(ax, rows, x, y, front_column, yerr=None, sure_column=None):
+    for name, row in rows.iterrows():
+        on = bool(row[front_column])
+        sure = bool(row[sure_column]) if sure_column else on
         color = "C3" if on else "C0"
-        ax.errorbar(row[x], row[axis], xerr=xerr(row), yerr=row.get(f"{axis}_ci95") or 0, fmt="o", color=color,
+        xerr = [[row[x] - row["energy_q1"]], [row["energy_q3"] - row[x]]] if x == "energy_j_per_audio_s" else None
+        ax.errorbar(row[x], row[y], xerr=xerr, yerr=(row.get(yerr) or 0) if yerr else 0, fmt="o", color=color,
                     mfc=color if (sure or not on) else "white", capsize=2)
-        ax.annotate(name, (row[x], row[axis]), textcoords="offset points", xytext=(5, 3), fontsize=8)
-    front = ok[ok[f"pareto_{title}"]].sort_values(x)
-    ax.step(front[x], front[axis], where="post", color="C3", ls="--", lw=1)
-    ax.axhline(recordings[axis]["mean"], color="grey", ls=":", lw=1)
-    ax.text(ax.get_xlim()[0], recordings[axis]["mean"], " recordings", va="bottom", fontsize=8, color="grey")
-    ax.set(xscale="log", xlabel=xlabel, ylabel=f"{METRICS[axis]['name']} ({METRICS[axis]['direction']} is better)")
+        ax.annotate(name, (row[x], row[y]), textcoords="offset points", xytext=(5, 3), fontsize=8)
+    front = rows[rows[front_column].astype(bool)].sort_values(x)
+    ax.step(front[x], front[y], where="post", color="C3", ls="--", lw=1)
+    ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(plt.NullFormatter())
-    fig.savefig(figures / path, **SAVE)
-    plt.show()
 
 
-front_plot("energy_j_per_audio_s",
-           lambda r: [[r["energy_j_per_audio_s"] - r["energy_q1"]], [r["energy_q3"] - r["energy_j_per_audio_s"]]],
-           "inference", "pareto_inference.png", "energy per second of audio (J, log)")
+rated = ok[ok["published_mos_gap"].notna()] if "published_mos_gap" in ok.columns else ok.iloc[:0]
+fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+draw_front(left, headline, "energy_j_per_audio_s", axis, "pareto_inference", f"{axis}_ci95",
+           "pareto_inference_survives_spread")
+left.axhline(recordings[axis]["mean"], color="grey", ls=":", lw=1)
+left.text(left.get_xlim()[0], recordings[axis]["mean"], " recordings", va="bottom", fontsize=8, color="grey")
+left.set(xlabel="energy per second of audio (J, log)", title="measured quality, converged models",
+         ylabel=f"{METRICS[axis]['name']} ({METRICS[axis]['direction']} is better)")
+if len(rated):
+    draw_front(right, rated, "energy_j_per_audio_s", "published_mos_gap", "pareto_published_mos")
+    right.axhline(0.0, color="grey", ls=":", lw=1)
+right.set(xlabel="energy per second of audio here (J, log)", ylabel="published MOS minus the recordings' MOS",
+          title="published human ratings")
+fig.savefig(figures / "pareto_inference.png", **SAVE)
+plt.show()
 display(Markdown(
-    f"On the front: {', '.join(summary['pareto_inference'])}. Still on it whatever the spread: "
-    f"{', '.join(summary['pareto_inference_survives_spread']) or 'none'}."
+    f"Measured-quality front: **{', '.join(summary['pareto_inference'])}** (still on it whatever the spread: "
+    f"{', '.join(summary['pareto_inference_survives_spread']) or 'none'}). Published-MOS front: **"
+    f"{', '.join(summary.get('pareto_published_mos', [])) or 'no rated model'}** (rated: "
+    f"{', '.join(summary.get('published_mos_models', [])) or 'none'})."
 ))
-
-# %% [markdown]
-# ## Pareto front: quality against training energy
-# Training energy is what this machine spent under the profile's budget (models without
-# training, such as Griffin-Lim, spent none; they are drawn at the left edge).
-
-# %%
-ok = ok.assign(training_energy_kwh=ok["training_energy_kwh"].clip(lower=1e-7))
-front_plot("training_energy_kwh", lambda r: 0, "training", "pareto_training.png", "training energy (kWh, log)")
-
-# %% [markdown]
-# ## Published human ratings beside the measured quality
-# MOS reported by the papers on LJSpeech, relative to each listening test's recordings
-# (`data/published/mos_ljspeech.csv`): what the models reach with their full training budget,
-# against the inference energy measured here.
-
-# %%
-if "published_mos_gap" in ok.columns and ok["published_mos_gap"].notna().any():
-    rated = ok[ok["published_mos_gap"].notna()]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.scatter(rated["energy_j_per_audio_s"], rated["published_mos_gap"], color="C2")
-    for name, row in rated.iterrows():
-        ax.annotate(name, (row["energy_j_per_audio_s"], row["published_mos_gap"]), textcoords="offset points",
-                    xytext=(5, 3), fontsize=8)
-    ax.set(xscale="log", xlabel="energy per second of audio here (J, log)", ylabel="published MOS minus ground truth")
-    fig.savefig(figures / "published_mos.png", **SAVE)
-    plt.show()
-    display(rated[["published_mos_gap", "published_mos_tests", "energy_j_per_audio_s", axis]])
+if len(rated):
+    display(rated[["family", "published_mos_gap", "published_mos_tests", "published_mos_test_ids",
+                   "energy_j_per_audio_s", "pareto_published_mos"]].sort_values("energy_j_per_audio_s"))
 
 # %% [markdown]
 # ## Efficiency
@@ -136,34 +139,73 @@ if "published_mos_gap" in ok.columns and ok["published_mos_gap"].notna().any():
 # second of audio: $\eta = \max(q, 0) / E$. It is zero for the floor and for anything no better
 # (such a model buys nothing with its energy; ties are ranked by energy, the cheaper first), and
 # grows when quality rises or energy falls: a model twice as frugal for the same quality is
-# twice as efficient. Unlike a single Pareto front it gives a ranking, and unlike
-# quality alone it charges every model for what it burns.
+# twice as efficient. With published ratings, $Q$ is the MOS gap to the recordings of the same
+# test ($Q_c = 0$) and the floor is Griffin-Lim's published gap.
 
 # %%
-ranking = ok[["family", axis, "energy_j_per_audio_s", "efficiency", "rank_by_quality", "rank_by_efficiency"]]
+ranking = headline[["family", axis, "energy_j_per_audio_s", "efficiency", "rank_by_quality", "rank_by_efficiency"]]
 display(ranking.sort_values("rank_by_efficiency"))
 fig, ax = plt.subplots(figsize=(6, 5))
-ax.scatter(ok["rank_by_quality"], ok["rank_by_efficiency"])
-for name, row in ok.iterrows():
-    ax.annotate(name, (row["rank_by_quality"], row["rank_by_efficiency"]), textcoords="offset points", xytext=(4, 2),
-                fontsize=8)
-ax.plot([1, len(ok)], [1, len(ok)], color="grey", ls=":")
-ax.set(xlabel="rank by quality alone", ylabel="rank by efficiency", title="how the ranking moves")
+ax.scatter(headline["rank_by_quality"], headline["rank_by_efficiency"])
+for name, row in headline.iterrows():
+    ax.annotate(name, (row["rank_by_quality"], row["rank_by_efficiency"]), textcoords="offset points",
+                xytext=(4, 2), fontsize=8)
+ax.plot([1, len(headline)], [1, len(headline)], color="grey", ls=":")
+ax.set(xlabel="rank by measured quality alone", ylabel="rank by efficiency", title="how the ranking moves")
 ax.invert_xaxis(), ax.invert_yaxis()
 fig.savefig(figures / "ranks.png", **SAVE)
 plt.show()
-moved = (ok["rank_by_quality"] - ok["rank_by_efficiency"]).abs()
+correlation = summary["rank_correlation_quality_efficiency"]
 display(Markdown(
-    f"Best quality: **{summary['best_quality']}**; most efficient: **{summary['most_efficient']}**. The two rankings "
-    f"agree with a Spearman correlation of {summary['rank_correlation_quality_efficiency']:.2f}; models move by "
-    f"{moved.mean():.1f} places on average, at most {int(moved.max())} ({moved.idxmax()})."
+    f"Best measured quality: **{summary['best_quality']}**; most efficient: **{summary['most_efficient']}**"
+    + (f" (Spearman correlation of the two rankings {correlation:.2f})." if correlation is not None else ".")
 ))
+if "rank_by_efficiency_published_mos" in ok.columns:
+    by_mos = ok[ok["rank_by_efficiency_published_mos"].notna()]
+    display(by_mos[["family", "published_mos_gap", "energy_j_per_audio_s", "efficiency_published_mos",
+                    "rank_by_efficiency_published_mos"]].sort_values("rank_by_efficiency_published_mos"))
+    display(Markdown(
+        f"With published ratings, the most efficient is **{summary['most_efficient_published_mos']}** "
+        f"(floor: {summary['published_mos_floor']['model']}, gap {summary['published_mos_floor']['mos_gap']:+.2f})."
+    ))
 
 # %% [markdown]
-# ## What these numbers mean at this budget
-# Under the `default` profile every neural vocoder trains for well under a minute on a CPU,
-# against days on GPUs in the original recipes: their quality here is that of barely-trained
-# networks, often below the Griffin-Lim floor. The costs (energy per second of audio,
-# real-time factor, FLOPs) do not depend on training and are the models' own; the quality
-# axis ranks what each architecture learns in the same small budget. The `paper` profile runs
-# the original budgets on a GPU.
+# ## Training energy of the converged models
+# A pretrained model was not trained here: its training energy is the training-carbon
+# study's estimate of the published run that made it (someone else's run, central scenario;
+# `training_energy_method` says which run and what is assumed). Models without training spent
+# none and are drawn at the left edge.
+
+# %%
+trained = headline[headline["training_energy_kwh"].notna()]
+trained = trained.assign(training_energy_kwh=trained["training_energy_kwh"].clip(lower=1e-7))
+fig, ax = plt.subplots(figsize=(8, 5))
+draw_front(ax, trained, "training_energy_kwh", axis, "pareto_training", f"{axis}_ci95")
+ax.set(xlabel="training energy (kWh, log)", ylabel=f"{METRICS[axis]['name']}")
+fig.savefig(figures / "pareto_training.png", **SAVE)
+plt.show()
+display(headline[["training_energy_kwh", *[c for c in ("training_energy_low_kwh", "training_energy_high_kwh")
+                                           if c in headline.columns], "training_energy_method"]])
+
+# %% [markdown]
+# ## Budget-trained models: costed, not ranked
+# These were trained on this machine under the profile's budget, far from their recipes'
+# steps: their costs (energy per second of audio, real-time factor, FLOPs, size) are the
+# architecture's own and compare with the models above; their quality is that of an
+# unconverged network and is shown for inspection only.
+
+# %%
+costs = ok.sort_values("energy_j_per_audio_s")
+fig, ax = plt.subplots(figsize=(8, 0.35 * len(costs) + 1.5))
+ax.barh(costs.index, costs["energy_j_per_audio_s"],
+        xerr=[costs["energy_j_per_audio_s"] - costs["energy_q1"], costs["energy_q3"] - costs["energy_j_per_audio_s"]],
+        color=["C0" if converged else "C7" for converged in costs["converged"].astype(bool)])
+ax.set(xscale="log", xlabel="energy per second of audio (J, log; IQR over windows)",
+       title="inference cost of every architecture (blue: converged weights; grey: budget-trained)")
+fig.savefig(figures / "inference_costs.png", **SAVE)
+plt.show()
+if len(budget):
+    display(budget[["family", "quality_label", "params", "gflops_per_audio_s", "energy_j_per_audio_s",
+                    "real_time_factor", "training_energy_kwh", axis]].sort_values("energy_j_per_audio_s"))
+else:
+    display(Markdown("No budget-trained model in this run."))

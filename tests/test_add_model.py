@@ -33,7 +33,7 @@ from audiofootprint.failures import benchmark_failure
 from audiofootprint.params import compose_params, load_params, write_params
 from audiofootprint.vocoders import zoo
 from audiofootprint.vocoders.base import Vocoder
-from conftest import ROOT, copy_project, run, speechlike
+from conftest import CONVERGED, ROOT, copy_project, run, speechlike
 
 SR = 16000  # the corpus' rate (conf/corpus/allison.yaml)
 
@@ -213,7 +213,7 @@ def test_out_of_memory_keeps_the_steps_and_energy_spent(project, monkeypatch):
 def test_a_failing_synthesis_is_recorded(project, monkeypatch, capsys):
     from audiofootprint import benchmark
 
-    def synthesize(model, wave, seed):
+    def synthesize(model, wave, rate, seed):
         raise RuntimeError("synthesis failed (raised by the test)")
 
     params = load_params(project)
@@ -233,6 +233,7 @@ def _ok_metrics(root: Path, name: str, energy: float, pesq: float) -> None:
         "energy_j_per_audio_s": {"median": energy, "q1": energy, "q3": energy},
         "net_energy_j_per_audio_s": {"median": energy}, "real_time_factor": {"median": 0.1},
         "energy_method": {"cpu": "estimate"}, "hardware": "cpu", "test_utterances": 2, "test_seconds": 4.0,
+        "quality_status": CONVERGED, "sample_rate": 16000,
         "quality": {"pesq": {"mean": pesq, "ci95": 0.0, "n": 2}},
         "training": {"energy_kwh": 0.0, "steps": 0, "seconds": 0.0, "trained_by": name}})
 

@@ -34,14 +34,23 @@ def test_efficiency_by_hand():
         efficiency(table, "pesq", 2.0, 2.0)
 
 
-def _fake_model(root, name, energy, pesq, training_kwh, q1=None, q3=None):
+def _fake_model(root, name, energy, pesq, training_kwh, q1=None, q3=None, kind="recipe", published_run=None):
+    """metrics.json of one benchmarked model; ``kind`` as benchmark.quality_status gives it."""
+    status = {"kind": kind, "converged": kind != "budget", "steps": 10, "recipe_steps": 10 if kind == "recipe" else 1000}
+    if kind == "budget":
+        status["label"] = "after 10 steps of the recipe's 1,000"
+    training = {"energy_kwh": training_kwh, "steps": 10, "seconds": 5.0, "trained_by": name,
+                "objective": {"pretrained": "pretrained", "training-free": "none"}.get(kind, "hifigan")}
+    if published_run:
+        training["published_training"] = {"run": published_run, "note": "the run that made them"}
     atomic.write_json(root / "results/benchmark" / name / "metrics.json", {
+        "quality_status": status, "sample_rate": 16000,
         "family": name, "params": 1000, "size_mb": 0.1, "gflops_per_audio_s": 1.0,
         "energy_j_per_audio_s": {"median": energy, "q1": q1 or energy * 0.9, "q3": q3 or energy * 1.1},
         "net_energy_j_per_audio_s": {"median": energy / 2}, "real_time_factor": {"median": 0.1},
         "energy_method": {"cpu": "estimate"}, "hardware": "cpu", "test_utterances": 2, "test_seconds": 4.0,
         "quality": {"pesq": {"mean": pesq, "ci95": 0.05, "n": 2}},
-        "training": {"energy_kwh": training_kwh, "steps": 10, "seconds": 5.0, "trained_by": name},
+        "training": training,
     })
 
 
@@ -55,7 +64,7 @@ def project(tmp_path):
 def test_summary_fronts_efficiency_and_failures(project):
     params = compose_params(project, ["benchmark.models=[griffinlim_32,hifigan_v3,melgan,vocos,hifigan_v1]",
                                       "benchmark.metrics=[pesq]"])
-    _fake_model(project, "griffinlim_32", energy=0.1, pesq=1.5, training_kwh=0.0)
+    _fake_model(project, "griffinlim_32", energy=0.1, pesq=1.5, training_kwh=0.0, kind="training-free")
     _fake_model(project, "hifigan_v3", energy=1.0, pesq=2.5, training_kwh=0.001)
     _fake_model(project, "melgan", energy=2.0, pesq=2.0, training_kwh=0.002)  # dominated by hifigan_v3
     _fake_model(project, "vocos", energy=0.5, pesq=1.2, training_kwh=0.001)  # below the floor
@@ -82,3 +91,76 @@ def test_model_table_marks_missing_results(project):
     params = compose_params(project, ["benchmark.models=[melgan]"])
     table = model_table(project, params)
     assert table.loc[0, "status"] == "failed" and "melgan/metrics.json missing" in table.loc[0, "reason"]
+
+
+def test_budget_trained_models_are_costed_never_crowned(project):
+    """A budget-trained model that scores higher is not named best, nor put on a front or ranked."""
+    params = compose_params(project, ["benchmark.models=[griffinlim_32,hifigan_v1_ljspeech,hifigan_v3,melgan]",
+                                      "benchmark.metrics=[pesq]"])
+    _fake_model(project, "griffinlim_32", energy=0.1, pesq=1.5, training_kwh=0.0, kind="training-free")
+    _fake_model(project, "hifigan_v1_ljspeech", energy=3.0, pesq=2.9, training_kwh=0.0, kind="pretrained",
+                published_run="hifigan_v1_jik876")
+    _fake_model(project, "hifigan_v3", energy=0.5, pesq=3.5, training_kwh=0.001, kind="budget")  # best, cheap: noise
+    _fake_model(project, "melgan", energy=1.0, pesq=1.2, training_kwh=0.001, kind="budget")
+    atomic.write_json(project / "results/recordings/metrics.json", {"pesq": {"mean": 4.5, "ci95": 0.0, "n": 18}})
+    estimates = pd.DataFrame({"model_id": ["hifigan_v1_jik876"], "energy_kwh_low": [100.0],
+                              "energy_kwh_central": [200.0], "energy_kwh_high": [300.0]})
+    atomic.write_csv(project / "results/carbon/tables/estimates.csv", estimates)
+    metrics = summarise(project, params)
+    assert metrics["best_quality"] == "hifigan_v1_ljspeech"
+    assert metrics["headline_models"] == ["griffinlim_32", "hifigan_v1_ljspeech"]
+    assert metrics["pareto_inference"] == ["griffinlim_32", "hifigan_v1_ljspeech"]
+    assert "hifigan_v3" not in metrics["pareto_training"] + metrics["pareto_inference_survives_spread"]
+    assert metrics["budget_trained"] == {"hifigan_v3": "after 10 steps of the recipe's 1,000",
+                                         "melgan": "after 10 steps of the recipe's 1,000"}
+    table = pd.read_csv(project / "results/benchmark_summary/models.csv").set_index("model")
+    assert table.loc["hifigan_v3", "pareto_inference"] == False  # noqa: E712 - read back from CSV
+    assert pd.isna(table.loc["hifigan_v3", "rank_by_efficiency"])
+    assert table.loc["hifigan_v1_ljspeech", "rank_by_efficiency"] == 1
+    # the pretrained model's training energy is the published run's estimate, labelled as such
+    assert table.loc["hifigan_v1_ljspeech", "training_energy_kwh"] == 200.0
+    assert table.loc["hifigan_v1_ljspeech", "training_energy_high_kwh"] == 300.0
+    assert table.loc["hifigan_v1_ljspeech", "training_energy_method"].startswith(
+        "estimate of the published run hifigan_v1_jik876 (someone else's")
+
+
+def test_published_mos_front_and_ranking_by_hand(project):
+    """The published-MOS axis: gaps to each test's recordings, a front and a ranking against energy,
+    over every rated model (budget-trained ones too: the rating and the cost are the architecture's)."""
+    mos = pd.DataFrame([
+        # model, mos, test (one paper, two tests with different recordings' MOS)
+        ("Ground Truth", 4.5, "arXiv:0000.00001 Table 1"), ("A", 4.3, "arXiv:0000.00001 Table 1"),
+        ("B", 3.5, "arXiv:0000.00001 Table 1"), ("GL", 2.5, "arXiv:0000.00001 Table 1"),
+        ("Ground Truth", 4.0, "arXiv:0000.00001 Table 2"), ("B", 3.9, "arXiv:0000.00001 Table 2"),
+    ], columns=["model", "mos", "test"])
+    mos["ci95"] = 0.05
+    mos["dataset"] = "LJSpeech"
+    mos["test_condition"] = "copy-synthesis from ground-truth mel-spectrograms"
+    mos["source"] = "arXiv:0000.00001"
+    mos["where_stated"] = mos["test"].str.removeprefix("arXiv:0000.00001 ")
+    mos["notes"] = "hand-made"
+    path = project / "data/published/mos_ljspeech.csv"
+    mos[["model", "mos", "ci95", "dataset", "test_condition", "source", "test", "where_stated", "notes"]].to_csv(
+        path, index=False)
+    params = compose_params(project, ["benchmark.models=[griffinlim_32,griffinlim_60,hifigan_v3,melgan]",
+                                      "benchmark.metrics=[pesq]", "benchmark.published_mos={griffinlim_60: GL,"
+                                      " hifigan_v3: A, melgan: B}"])
+    _fake_model(project, "griffinlim_32", energy=0.1, pesq=1.5, training_kwh=0.0, kind="training-free")
+    _fake_model(project, "griffinlim_60", energy=0.2, pesq=1.6, training_kwh=0.0, kind="training-free")
+    _fake_model(project, "hifigan_v3", energy=2.0, pesq=1.1, training_kwh=0.001, kind="budget")
+    _fake_model(project, "melgan", energy=1.0, pesq=1.1, training_kwh=0.001, kind="budget")
+    atomic.write_json(project / "results/recordings/metrics.json", {"pesq": {"mean": 4.5, "ci95": 0.0, "n": 18}})
+    metrics = summarise(project, params)
+    table = pd.read_csv(project / "results/benchmark_summary/models.csv").set_index("model")
+    # gaps: A -0.2 (Table 1); B median(-1.0, -0.1) = -0.55 (each against its own test's recordings); GL -2.0
+    assert table.loc["hifigan_v3", "published_mos_gap"] == pytest.approx(-0.2)
+    assert table.loc["melgan", "published_mos_gap"] == pytest.approx(-0.55)
+    assert table.loc["griffinlim_60", "published_mos_gap"] == pytest.approx(-2.0)
+    # every point is on the front: each cheaper one is rated lower
+    assert metrics["pareto_published_mos"] == ["griffinlim_60", "hifigan_v3", "melgan"]
+    # efficiency: share of the Griffin-Lim-to-recordings gap closed, per joule
+    assert table.loc["hifigan_v3", "efficiency_published_mos"] == pytest.approx((1.8 / 2.0) / 2.0)
+    assert table.loc["melgan", "efficiency_published_mos"] == pytest.approx((1.45 / 2.0) / 1.0)
+    assert metrics["ranking_published_mos"] == ["melgan", "hifigan_v3", "griffinlim_60"]
+    assert metrics["most_efficient_published_mos"] == "melgan"
+    assert metrics["published_mos_floor"] == {"model": "griffinlim_60", "mos_gap": -2.0}

@@ -20,7 +20,7 @@ from audiofootprint.benchmark import model_table, summarise
 from audiofootprint.jobs import JobError, check_job, commit_command, stage_name, upstream_stages
 from audiofootprint.merge import MergeError, merge, plan_merge
 from audiofootprint.params import StaleParamsError, check_params, compose_params, load_params, write_params
-from conftest import ROOT, copy_project, run
+from conftest import CONVERGED, ROOT, copy_project, run
 
 MODELS = ["griffinlim_32", "hifigan_v3"]
 CI = ["profile=ci", f"benchmark.models=[{','.join(MODELS)}]"]
@@ -256,6 +256,7 @@ def _metrics(hardware: str, host: str, energy: float, pesq: float, trained_by: s
             "real_time_factor": {"median": 0.5, "q1": 0.4, "q3": 0.6, "n": 3},
             "energy_method": {"cpu": "estimate: CPU load x TDP", "gpu": "no GPU seen", "ram": "estimate"},
             "hardware": hardware, "host": host, "test_utterances": 2, "test_seconds": 4.0,
+            "quality_status": CONVERGED, "sample_rate": 16000,
             "quality": {"pesq": {"mean": pesq, "ci95": 0.1, "n": 2}},
             "training": {"objective": "none", "steps": 0, "seconds": 0.0, "energy_kwh": 0.0, "trained_by": trained_by,
                          "hardware": None}}

@@ -71,7 +71,7 @@ def test_carbon_stage_outputs(reproduced):
         assert (project / f"results/carbon/figures/{figure}.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_benchmark_runs_every_stage_for_three_models(benchmarked):
+def test_benchmark_runs_every_stage_for_four_models(benchmarked):
     project, first = benchmarked
     for name in BENCHMARK_MODELS:
         assert f"Running stage 'benchmark@{name}'" in first.stdout
@@ -82,8 +82,17 @@ def test_benchmark_runs_every_stage_for_three_models(benchmarked):
     for name in ["hifigan_v3", "melgan"]:
         record = json.loads((project / f"results/models/{name}/training.json").read_text())
         assert record["steps"] > 0 and record["energy_kwh"] > 0
+    pretrained = json.loads((project / "results/models/hifigan_v1_ljspeech/training.json").read_text())
+    assert pretrained["objective"] == "pretrained" and pretrained["weights"]["sha256_verified"]
+    real = json.loads((project / "results/benchmark/hifigan_v1_ljspeech/metrics.json").read_text())
+    assert real["sample_rate"] == 22050 and real["quality_status"]["kind"] == "pretrained"
+    assert real["quality"]["pesq"]["mean"] > 2.0 and real["quality"]["stoi"]["mean"] > 0.9  # real weights, real speech
     summary = json.loads((project / "results/benchmark_summary/metrics.json").read_text())
-    assert set(summary["pareto_inference"]) <= set(BENCHMARK_MODELS) and summary["pareto_inference"]
+    assert summary["headline_models"] == ["griffinlim_32", "hifigan_v1_ljspeech"]
+    assert summary["best_quality"] == "hifigan_v1_ljspeech"
+    assert set(summary["budget_trained"]) == {"hifigan_v3", "melgan"}
+    assert set(summary["pareto_inference"]) <= set(summary["headline_models"]) and summary["pareto_inference"]
+    assert "hifigan_v1_ljspeech" in summary["published_mos_models"] and summary["pareto_published_mos"]
     html = (project / "reports/benchmark.html").read_text()
     assert "Efficiency" in html and "Pareto front" in html
     shown = run(["dvc", "metrics", "show", "--json"], project).stdout

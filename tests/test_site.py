@@ -79,7 +79,9 @@ def tree(tmp_path) -> Path:
         {"model": "beta", "status": "failed", "reason": "benchmark@beta failed (RuntimeError: out of memory)",
          "pareto_inference": "", "pareto_inference_survives_spread": "", "pareto_training": "", "rank_by_efficiency": ""}])
     write_json(tmp_path / "results/benchmark_summary/metrics.json", {
-        "pareto_inference": ["alpha"], "most_efficient": "alpha", "best_quality": "alpha", "failed": ["beta"]})
+        "headline_models": ["alpha"], "pareto_inference": ["alpha"], "most_efficient": "alpha", "best_quality": "alpha",
+        "pareto_published_mos": ["alpha", "gamma"], "most_efficient_published_mos": "gamma",
+        "budget_trained": {"gamma": "after 12 steps of the recipe's 1,000"}, "failed": ["beta"]})
     return tmp_path
 
 
@@ -158,8 +160,9 @@ def test_page_shows_numbers_failures_and_missing_studies(tree):
     assert "Not run: results/carbon/metrics.json does not exist" in page.sections["carbon"]
     assert "Not run: results/quantize_summary/metrics.json does not exist" in page.sections["quantize"]
     benchmark = page.sections["benchmark"]
-    assert ("Pareto front of pesq against inference energy: alpha; most efficient: alpha; best pesq: alpha; "
-            "failed: beta.") in benchmark
+    assert ("Converged models (alpha; the recordings as the ceiling): Pareto front of pesq against inference "
+            "energy: alpha; most efficient: alpha; best pesq: alpha. Published-MOS front: alpha, gamma; most efficient "
+            "by published MOS: gamma. 1 budget-trained models costed, not ranked by quality. Failed: beta.") in benchmark
     assert f"measured on Test CPU; energy: CPU: {METHOD['cpu']}; GPU: no GPU seen; RAM: {METHOD['ram']} (alpha)" \
         in benchmark
     reports = page.sections["reports"]
@@ -305,7 +308,7 @@ def test_browser_check_catches_missing_files(chromium, tree, tmp_path):
 
 
 def test_site_over_the_benchmark_of_a_real_pipeline_run(chromium, benchmarked, tmp_path):
-    """The stage's command over real outputs (the shared three-model ci run), checked in the browser."""
+    """The stage's command over real outputs (the shared four-model ci run), checked in the browser."""
     project, _ = benchmarked
     assert "wrote reports/index.html" in run(["audiofootprint", "site"], project).stdout
     page = project / "reports/index.html"
@@ -324,7 +327,7 @@ def test_site_over_the_benchmark_of_a_real_pipeline_run(chromium, benchmarked, t
     for name in BENCHMARK_MODELS:
         metrics = json.loads((project / f"results/benchmark/{name}/metrics.json").read_text())
         row = html.row(name)
-        assert row[2] == "ok" and row[4].startswith(f"{metrics['energy_j_per_audio_s']['median']:.4g} [")
+        assert row[2].startswith("ok") and row[4].startswith(f"{metrics['energy_j_per_audio_s']['median']:.4g} [")
         assert row[3].startswith(f"{metrics['quality']['pesq']['mean']:.3f}")
         assert row[5] == f"{metrics['real_time_factor']['median']:.4g}"
         assert metrics["energy_method"]["cpu"] in html.sections["benchmark"]

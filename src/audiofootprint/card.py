@@ -151,6 +151,9 @@ def _training(root: Path, metrics: dict, trained_by: str, params: dict, card: di
                 **{key: record.get(key) for key in ("objective", "steps", "seconds", "energy_kwh", "co2e_kg",
                                                     "total_energy_kwh", "total_co2e_kg", "recipe", "recipe_steps",
                                                     "stopped_by", "resumes", "note")}}
+    if record.get("objective") == "pretrained":
+        training["weights"] = record.get("weights")
+        training["published_training"] = record.get("published_training")
     budget = record.get("budget") or {}
     training["budget"] = {key: budget[key] for key in ("max_steps", "max_seconds") if key in budget}
     methods = record.get("methods")
@@ -218,6 +221,13 @@ def _pareto(root: Path, name: str, metrics: dict, axis: str, direction: str, sum
     if name not in ok.index:
         return {"computed": False, "note": f"{name} is not in {path} yet: {redo}"}
     row = ok.loc[name]
+    headline = summary.get("headline_models")
+    if headline is not None and name not in headline:
+        label = (summary.get("budget_trained") or {}).get(name, "budget-trained")
+        return {"computed": False, "note": f"budget-trained ({label}): its quality is not a finding, so it is on "
+                                           "no quality front and not ranked by efficiency (its costs stand)"}
+    if headline is not None:
+        ok = ok.loc[[model for model in headline if model in ok.index]]
     stale = not (math.isclose(row["energy_j_per_audio_s"], metrics["energy_j_per_audio_s"]["median"],
                               rel_tol=SAME_NUMBER_RTOL)
                  and math.isclose(row[axis], metrics["quality"][axis]["mean"], rel_tol=SAME_NUMBER_RTOL))
@@ -336,6 +346,9 @@ def _statement(card: dict) -> str:
                  + f") used {sig(tr['energy_kwh'])} kWh, {sig(tr['co2e_kg'])} kg CO2e "
                  f"({METHOD_PHRASE.get(tr['method']['label'], tr['method']['label'])}; {a['country_iso3']} grid "
                  f"at {sig(a['grid_g_per_kwh'])} g/kWh, PUE {a['pue']:g}).")
+    elif tr.get("weights"):
+        text += (f" It runs pretrained weights ({tr['weights']['dataset']}): not trained here; their training "
+                 f"cost is the estimate of the published run {(tr.get('published_training') or {}).get('run')}.")
     else:
         text += " It has no training cost."
     return text
@@ -355,6 +368,12 @@ def _render_failed(card: dict, title: str) -> str:
 
 def _training_text(tr: dict, profile: str, inference_parts: dict) -> str:
     by = f"the shared run of {tr['trained_by']}" if tr["shared"] else "its own run"
+    if tr.get("weights"):
+        w, run = tr["weights"], tr.get("published_training") or {}
+        return (f"pretrained, not trained here: {w['source']} (sha256 {w['sha256'][:12]}..., verified), trained on "
+                f"{w['dataset']}, {w['license']}; its training energy is the training-carbon study's estimate of the "
+                f"published run {run.get('run')} (someone else's run: see results/carbon)"
+                + (f"; {run['note']}" if run.get("note") else ""))
     if not tr["energy_kwh"]:
         return f"none ({tr.get('note') or 'no training energy recorded'}; {by})"
     total = (f"; {sig(tr['total_energy_kwh'])} kWh with the in-training quality evaluations"

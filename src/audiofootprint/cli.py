@@ -138,11 +138,15 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         raise KeyError(f"unknown vocoder {args.vocoder!r}; configured: {', '.join(entries)}")
     torch.manual_seed(profile["seed"])
     torch.set_num_threads(profile["torch_threads"])
-    model = zoo.build(entries[args.vocoder])
+    entry = entries[args.vocoder]
+    model = zoo.build(entry) if entry.weights is None else zoo.build_for_corpus(entry, entry.weights.mel.sample_rate)
     weights = "random initialisation (compute does not depend on weight values)"
     if args.checkpoint:
-        model.from_checkpoint(args.checkpoint)
+        model.from_checkpoint(args.checkpoint, sha256=args.sha256)
         weights = f"checkpoint {args.checkpoint}"
+    elif entry.weights is not None:
+        model.from_checkpoint(entry.weights.file(args.root), sha256=entry.weights.sha256)
+        weights = f"pretrained weights ({entry.weights.source}, sha256 verified)"
     measure_cfg = dict(profile["measure"])
     seconds = measure_cfg.pop("audio_seconds")
     tracker = TrackerSettings(**{**energy, "output_dir": str(Path(args.root) / energy["output_dir"])})
@@ -247,8 +251,14 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     loaded = params.load_params(args.root)
     if args.vocoder == "summary":
         metrics = summarise(args.root, loaded)
-        print(f"benchmark: Pareto front (quality vs inference energy): {', '.join(metrics['pareto_inference'])}; "
-              f"most efficient: {metrics['most_efficient']}; best quality: {metrics['best_quality']}")
+        print(f"benchmark: Pareto front (quality vs inference energy, converged models): "
+              f"{', '.join(metrics['pareto_inference'])}; most efficient: {metrics['most_efficient']}; "
+              f"best quality: {metrics['best_quality']}")
+        if metrics.get("pareto_published_mos"):
+            print(f"benchmark: Pareto front (published MOS vs inference energy): "
+                  f"{', '.join(metrics['pareto_published_mos'])}")
+        if metrics["budget_trained"]:
+            print(f"benchmark: {len(metrics['budget_trained'])} budget-trained models costed, not ranked by quality")
         for name, why in metrics["failed_reasons"].items():
             print(f"benchmark: {name} FAILED: {why}", file=sys.stderr)
         return 0
@@ -389,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("measure", help="measure one vocoder's time, energy and static costs on this machine")
     p.add_argument("vocoder", help="a configuration name of conf/vocoder/ (see `audiofootprint zoo`)")
     p.add_argument("--profile", default="default", help="measurement budget: ci, default or paper")
-    p.add_argument("--checkpoint", help="weights to load (torch.load with weights_only=True)")
+    p.add_argument("--checkpoint", help="weights to load (torch.load with weights_only=True): our generator.pt or "
+                                        "the family's official checkpoint layout (default: the config's weights, if any)")
+    p.add_argument("--sha256", help="refuse the checkpoint unless its sha256 is this")
     p.add_argument("--json", action="store_true", help="print the full measurement as JSON")
     p.set_defaults(func=_cmd_measure)
 

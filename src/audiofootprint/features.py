@@ -32,7 +32,9 @@ Conventions (``CONVENTIONS``)
         of the training set (``compute_statistics.py``). We do not: the un-normalised log10
         mel is used consistently for training and for inference, which needs no dataset
         statistics file and gives the network the same information (an affine change of
-        its input per band).
+        its input per band). An official toolkit checkpoint loaded with its ``stats.h5``
+        applies that normalisation inside the model
+        (:mod:`audiofootprint.vocoders.parallel_wavegan`), so it takes these features too.
     ``"diffwave"``
         DiffWave (lmnt-com/diffwave ``preprocess.py``): torchaudio ``MelSpectrogram`` with
         power 1, ``normalized=True`` (spectrum divided by the window's L2 norm), HTK mel

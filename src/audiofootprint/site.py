@@ -70,6 +70,8 @@ class Model:
     rtf: float | None = None
     fronts: list[str] = field(default_factory=list)
     rank: str = ""
+    converged: bool = True  # False: budget-trained, its quality is not a finding
+    kind: str = ""  # pretrained, training-free, recipe, or "after N steps of the recipe's R"
     reason: str = ""  # why a failed model failed
     hardware: str = ""
     method: dict = field(default_factory=dict)
@@ -140,10 +142,16 @@ def headline(study: Study, metrics: dict, path: Path, axis: str) -> str:
                 f"{need(metrics, path, 'largest_run', 'co2e_kg_central'):,.0f} kg (central).")
     if study.key == "benchmark":
         failed = need(metrics, path, "failed")
-        return (f"Pareto front of {axis} against inference energy: "
+        budget = need(metrics, path, "budget_trained")
+        mos_front = metrics.get("pareto_published_mos")
+        return (f"Converged models ({', '.join(need(metrics, path, 'headline_models'))}; the recordings as the "
+                f"ceiling): Pareto front of {axis} against inference energy: "
                 f"{', '.join(need(metrics, path, 'pareto_inference'))}; most efficient: "
-                f"{need(metrics, path, 'most_efficient')}; best {axis}: {need(metrics, path, 'best_quality')}; "
-                f"failed: {', '.join(failed) if failed else 'none'}.")
+                f"{need(metrics, path, 'most_efficient')}; best {axis}: {need(metrics, path, 'best_quality')}. "
+                + (f"Published-MOS front: {', '.join(mos_front)}; most efficient by published MOS: "
+                   f"{metrics.get('most_efficient_published_mos', 'none')}. " if mos_front else "")
+                + (f"{len(budget)} budget-trained models costed, not ranked by quality. " if budget else "")
+                + f"Failed: {', '.join(failed) if failed else 'none'}.")
     # quantization is newer: its summary is read defensively, key by key
     labels = (("size_ratio_median", "x smaller"), ("speedup_median", "x faster"), ("energy_ratio_median", "x the energy"))
     schemes = [f"{scheme} " + ", ".join(f"{number(s[key], '.3g')}{label}" for key, label in labels if key in s)
@@ -200,9 +208,13 @@ def load_models(root: Path, params: dict) -> list[Model]:
             model.rtf = need(m, path, "real_time_factor", "median")
             robust = " (holds within the spread)" if row.get("pareto_inference_survives_spread") == "True" else ""
             model.fronts = [label for column, label in (("pareto_inference", f"inference{robust}"),
-                                                        ("pareto_training", "training"))
+                                                        ("pareto_training", "training"),
+                                                        ("pareto_published_mos", "published MOS"))
                             if row.get(column) == "True"]
             model.rank = row.get("rank_by_efficiency", "")
+            status = m.get("quality_status") or {}
+            model.converged = bool(status.get("converged", True))
+            model.kind = status.get("label") or status.get("kind", "")
         models.append(model)
     return models
 
@@ -260,8 +272,11 @@ def render_models(models: list[Model], axis: str) -> str:
             continue
         mean, ci = m.quality
         quality = number(mean, ".3f") + (f" &plusmn; {number(ci, '.2g')}" if ci is not None else "")
+        if not m.converged:
+            quality = f'<span class="unconverged">{quality} <small>(unconverged: not a finding)</small></span>'
         median, q1, q3 = m.energy
-        rows.append(f"<tr><td>{name}</td><td>{escape(m.family)}</td><td>{escape(m.status)}</td>"
+        status = m.status if not m.kind else f"{m.status}: {m.kind}"
+        rows.append(f"<tr><td>{name}</td><td>{escape(m.family)}</td><td>{escape(status)}</td>"
                     f"<td>{quality}</td><td>{number(median)} <small>[{number(q1)}&ndash;{number(q3)}]</small></td>"
                     f"<td>{number(m.rtf)}</td><td>{escape(', '.join(m.fronts)) or '&ndash;'}</td>"
                     f"<td>{escape(m.rank) or '&ndash;'}</td></tr>")
@@ -271,7 +286,9 @@ def render_models(models: list[Model], axis: str) -> str:
             f"<th>real-time factor</th><th>Pareto fronts</th><th>efficiency rank</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>\n"
             f'<p class="note">Energy is gross of idle, per second of generated audio, obtained as stated above '
-            f"(an estimate where the method says so). A real-time factor below 1 is faster than real time.</p>")
+            f"(an estimate where the method says so). A real-time factor below 1 is faster than real time. "
+            f"Quality is a finding only for converged weights (pretrained, trained to the recipe, or nothing to "
+            f"train); budget-trained models are costed, never ranked by quality.</p>")
 
 
 def render_listen(models: list[Model]) -> str:
@@ -370,6 +387,7 @@ table { border-collapse: collapse; margin: 0.5rem 0; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25rem 0.6rem; text-align: left; vertical-align: middle; }
 th { background: #f3f3f3; }
 tr.failed td { background: #fde8e8; color: #8a1c1c; } tr.missing td { color: #777; }
+.unconverged { color: #888; }
 .notrun { color: #8a5a00; } .headline { font-size: 1.1rem; } .note, .who, small { color: #555; }
 .figures { display: flex; flex-wrap: wrap; gap: 1rem; }
 figure { margin: 0; max-width: 34rem; } figure img { max-width: 100%; border: 1px solid #eee; }

@@ -23,11 +23,11 @@ import torch
 
 from audiofootprint import atomic, quality
 from audiofootprint.benchmark import (
-    BENCHMARK_DIR,
     CORPUS_DIR,
     MODELS_DIR,
     load_trained,
     mean_ci,
+    measurement_mel,
     rounded_stats,
     synthesize,
     test_utterances,
@@ -37,7 +37,6 @@ from audiofootprint.energy import MeasureSettings, TrackerSettings
 from audiofootprint.failures import FailedTrainingError
 from audiofootprint.energy.cost import measure_vocoder
 from audiofootprint.energy.static import serialized_bytes
-from audiofootprint.features import features_for
 from audiofootprint.quantization.schemes import NotApplicable, apply, storage_bytes
 from audiofootprint.vocoders import zoo
 from audiofootprint.vocoders.base import Vocoder
@@ -50,9 +49,8 @@ def calibration_mels(model: Vocoder, corpus_dir: Path, count: int, seconds: floa
     """Mels of the first ``count`` training utterances (by id), each cut to at most ``seconds``."""
     mels = []
     for _, wave, rate in iter_utterances(corpus_dir, "train"):
-        samples = min(wave.shape[-1], int(seconds * rate)) // model.hop_length * model.hop_length
-        if samples:
-            mels.append(features_for(model, wave[:samples].reshape(1, -1)))
+        if wave.shape[-1] >= model.hop_length * rate / model.mel.sample_rate:
+            mels.append(measurement_mel(model, wave, rate, seconds))
         if len(mels) >= count:
             break
     if not mels:
@@ -85,11 +83,11 @@ def score_variant(baseline: Vocoder | None, variant: Vocoder, utterances: list, 
     variant is the baseline), the distance to the baseline's output for the same input."""
     rows = []
     for utt_id, wave, rate in utterances:
-        reference, out = synthesize(variant, wave, seed)
+        reference, out = synthesize(variant, wave, rate, seed)
         row = {"id": utt_id, "seconds": reference.shape[-1] / rate,
                **quality.score(reference.numpy(), out.numpy(), rate, metrics=metrics)}
         if baseline is not None:
-            _, fp32_out = synthesize(baseline, wave, seed)
+            _, fp32_out = synthesize(baseline, wave, rate, seed)
             row["snr_to_fp32_db"] = snr_db(fp32_out.numpy().astype(np.float64), out.numpy().astype(np.float64))
             row["mrstft_to_fp32"] = quality.mrstft(fp32_out.numpy(), out.numpy(), rate)
         rows.append(row)
@@ -115,7 +113,7 @@ def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress
     device = profile["device"] if (profile["device"] == "cpu" or torch.cuda.is_available()) else "cpu"
     baseline = zoo.build_for_corpus(entry, sample_rate)
     try:
-        load_trained(baseline, root / MODELS_DIR / name)
+        load_trained(baseline, root / MODELS_DIR / name, entry, root)
     except FailedTrainingError as error:  # recorded by train@NAME: no weights to quantize, the pipeline goes on
         record = {"model": name, "scheme": scheme, "status": "not_applicable", "reason": str(error)}
         atomic.write_json(out / "variant" / "record.json", record)
@@ -132,7 +130,7 @@ def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress
         utterances = test_utterances(root / CORPUS_DIR, int(limits["test_utterances"]), float(limits["max_test_seconds"]))
         # a quantized graph that cannot run on real input is as inapplicable as one that cannot be built
         try:
-            synthesize(made.model, utterances[0][1][: 4 * baseline.hop_length], profile["seed"])
+            synthesize(made.model, utterances[0][1][: 4 * baseline.hop_length], sample_rate, profile["seed"])
         except Exception as error:  # noqa: BLE001 - recorded with its type and message
             raise NotApplicable(f"{made.backend}: the quantized model fails to run "
                                 f"({type(error).__name__}: {str(error).splitlines()[0][:300]})") from error
@@ -150,15 +148,13 @@ def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress
         return _record_outcome(out, label, {
             "model": name, "scheme": scheme, "status": "failed", "backend": made.backend,
             "size_bytes": serialized_bytes(made.model), "reason": f"its output cannot be scored: {error}"}, progress)
-    _, synthesis = synthesize(made.model, utterances[0][1], profile["seed"])
+    _, synthesis = synthesize(made.model, utterances[0][1], sample_rate, profile["seed"])
     with atomic.atomic_path(out / "variant" / f"{utterances[0][0]}.synthesis.wav") as tmp:
         sf.write(tmp, synthesis.numpy(), utterances[0][2], subtype="PCM_16", format="WAV")
 
     measure_cfg = {**profile["measure"], **zoo.section(entry, "measure")}
     seconds = float(measure_cfg.pop("audio_seconds"))
-    first = utterances[0][1]
-    frames = max(1, min(first.shape[-1] // baseline.hop_length, math.ceil(seconds * sample_rate / baseline.hop_length)))
-    mel = features_for(baseline, first[: frames * baseline.hop_length].reshape(1, -1))
+    mel = measurement_mel(baseline, utterances[0][1], sample_rate, seconds)
     energy = params["energy"]
     tracker = TrackerSettings(**{**energy, "output_dir": str(root / energy["output_dir"])})
     if progress:

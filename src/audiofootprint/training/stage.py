@@ -49,6 +49,21 @@ def training_fingerprint(root: Path, entry: zoo.ZooEntry, profile: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
+def record_pretrained(root: Path, entry: zoo.ZooEntry, out: Path) -> dict:
+    """The train stage of a pretrained model: its weights checked (sha256, and that they load) and recorded."""
+    from audiofootprint.vocoders.weights import pretrained_record, verify
+
+    file = entry.weights.file(root)
+    digest = verify(file, entry.weights.sha256)
+    model = zoo.build_for_corpus(entry, entry.weights.mel.sample_rate)
+    model.from_checkpoint(file)  # a file of another architecture stops here, not in the benchmark
+    record = pretrained_record(entry.weights, file, digest) | {"params": model.num_params()}
+    atomic.write_json(out / "training.json", record)
+    print(f"{entry.name}: pretrained weights {entry.weights.source} (sha256 {digest[:12]}... verified, "
+          f"{model.num_params():,} parameters, trained on {entry.weights.dataset})", flush=True)
+    return record
+
+
 def train_model(root: str | Path, name: str, params: dict) -> dict:
     """Train one model under the profile's budget (stage ``train@NAME``); return its record.
 
@@ -66,6 +81,8 @@ def train_model(root: str | Path, name: str, params: dict) -> dict:
         shutil.rmtree(out)  # made with other settings or code: start afresh
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(stamp, {"fingerprint": fingerprint})
+    if entry.weights is not None:
+        return record_pretrained(root, entry, out)
     objective = zoo.section(entry, "training").get("objective", "none")
     if objective == "none":
         record = {"objective": "none", "steps": 0, "seconds": 0.0, "energy_kwh": 0.0, "co2e_kg": 0.0,

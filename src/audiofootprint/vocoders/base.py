@@ -91,8 +91,11 @@ class Vocoder(nn.Module):
         """Load a state dict in this model's checkpoint layout."""
         self.load_state_dict(state)
 
-    def from_checkpoint(self, path: str | Path) -> "Vocoder":
-        """Load weights from ``path`` (read with ``weights_only=True``) and return self."""
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
-        self.load_checkpoint_state(state)
-        return self
+    def from_checkpoint(self, path: str | Path, sha256: str | None = None) -> "Vocoder":
+        """Load weights from ``path`` (``weights_only=True``; its sha256 checked if given) and return self.
+
+        A file that cannot be used raises :class:`audiofootprint.vocoders.weights.CheckpointError`.
+        """
+        from audiofootprint.vocoders.weights import load_checkpoint
+
+        return load_checkpoint(self, Path(path), sha256)

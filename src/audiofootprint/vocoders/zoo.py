@@ -27,11 +27,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from audiofootprint.vocoders.base import MelSettings, Vocoder
+from audiofootprint.vocoders.weights import WeightsSpec, check_format, spec_of
 
 REQUIRED = ("family", "official_params", "official_params_source", "model")
 #: The project folder (and import name) of researchers' own vocoder modules.
@@ -52,6 +54,11 @@ class ZooEntry:
     official_params: float
     official_params_source: str
     model: DictConfig
+    weights: WeightsSpec | None = None  # pretrained weights named by the config (vocoders.weights)
+
+    @property
+    def pretrained(self) -> bool:
+        return self.weights is not None
 
 
 def config_paths(root: str | Path) -> dict[str, Path]:
@@ -65,15 +72,25 @@ def config_paths(root: str | Path) -> dict[str, Path]:
 def load_entry(path: str | Path) -> ZooEntry:
     """Read and check one vocoder configuration file."""
     path = Path(path)
-    cfg = OmegaConf.load(path)
+    try:
+        cfg = OmegaConf.load(path)
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(error, 'problem', None) or error}; "
+                          "quote a value that contains ': '") from None
     missing = [key for key in REQUIRED if key not in cfg]
     if missing:
         raise ConfigError(f"{path}: missing key(s) {', '.join(missing)} (required: {', '.join(REQUIRED)})")
     if "_target_" not in cfg.model:
         raise ConfigError(f"{path}: missing key model._target_ (the vocoder class to build)")
+    weights = cfg.get("weights")
+    if weights is not None and cfg.get("training") is not None:
+        raise ConfigError(f"{path}: a config names either weights (pretrained) or a training section, not both")
     return ZooEntry(name=path.stem, path=path, family=str(cfg.family),
                     official_params=float(cfg.official_params),
-                    official_params_source=str(cfg.official_params_source), model=cfg.model)
+                    official_params_source=str(cfg.official_params_source), model=cfg.model,
+                    weights=spec_of(path, OmegaConf.to_container(weights, resolve=True) if weights is not None else None))
 
 
 def load_zoo(root: str | Path) -> dict[str, ZooEntry]:
@@ -166,7 +183,16 @@ def corpus_mel(model_default: MelSettings, sample_rate: int) -> dict:
 
 
 def build_for_corpus(entry: ZooEntry, sample_rate: int) -> Vocoder:
-    """Build a zoo model with its mel analysis adapted to the corpus' sample rate."""
+    """Build a zoo model as it runs on a corpus at ``sample_rate``.
+
+    A pretrained model keeps the native mel analysis of its weights (``weights.mel``): the
+    benchmark resamples the recordings to its rate. Any other model has its mel analysis
+    adapted to the corpus' rate (:func:`corpus_mel`) and is trained there.
+    """
+    if entry.weights is not None:
+        model = build(entry, mel=entry.weights.mel.as_dict())
+        check_format(entry.weights, model)
+        return model
     default = build(entry).mel
     model = build(entry, mel=corpus_mel(default, sample_rate))
     check_mel(entry, model, MelSettings(**corpus_mel(default, sample_rate)))
@@ -219,7 +245,8 @@ def training_plan(root: str | Path, benchmark_plan: dict[str, dict]) -> dict[str
 
 
 def plan_quantization(root: str | Path, models: str | list[str], benchmark_plan: dict[str, dict]) -> list[str]:
-    """The models the quantization study takes: benchmarked models with trained weights of their own.
+    """The models the quantization study takes: benchmarked models with weights of their own
+    (trained here, or pretrained).
 
     ``models`` is ``"all"`` or a list of names; a named model that is not benchmarked, has no
     training objective (nothing to quantize) or reuses another model's training is refused.
@@ -231,8 +258,9 @@ def plan_quantization(root: str | Path, models: str | list[str], benchmark_plan:
             return "is not in benchmark.models"
         if benchmark_plan[name]["trained_by"] != name:
             return f"reuses {benchmark_plan[name]['trained_by']}'s weights: quantize that model instead"
-        if ((OmegaConf.load(paths[name]).get("training") or {}).get("objective") or "none") == "none":
-            return "has no trained weights (training.objective is none)"
+        config = OmegaConf.load(paths[name])
+        if config.get("weights") is None and ((config.get("training") or {}).get("objective") or "none") == "none":
+            return "has no weights (no weights section, and training.objective is none)"
         return None
 
     if models == "all":
