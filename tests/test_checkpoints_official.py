@@ -14,7 +14,6 @@ full-size key list, checked against the official parameter count.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,18 +27,12 @@ from audiofootprint.vocoders.bigvgan import BIGVGAN_MEL, BigVGAN, kaiser_sinc_fi
 from audiofootprint.vocoders.bigvgan import official_config_kwargs as bigvgan_config_kwargs
 from audiofootprint.vocoders.vocos import Vocos
 from audiofootprint.vocoders.vocos import official_config_kwargs as vocos_config_kwargs
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = zoo.load_zoo(ROOT)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: these short inputs gain nothing from more on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------------------

@@ -26,14 +26,7 @@ FRAMES = 12
 MEL_80_22K = {"sample_rate": 22050, "n_mels": 80, "f_max": 8000.0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread: these tiny inputs gain nothing from more, and on a
-    busy 2-core machine OpenMP's spinning threads make the suite ~8x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(name: str, seed: int = 0, **overrides):

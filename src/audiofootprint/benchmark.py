@@ -405,7 +405,9 @@ def published_mos_axis(ok: pd.DataFrame, params: dict, root: Path) -> pd.DataFra
     links = {k: v for k, v in links.items() if v in referenced}
     if not links:
         return pd.DataFrame(columns=["published_mos_gap", "published_mos_tests", "published_mos_test_ids"])
-    gaps = relative_mos(published, {v: k for k, v in links.items()}).set_index("model_id")
+    # several zoo models may share one rating (HiFi-GAN V1 trained here and pretrained): one row each
+    by_rating = relative_mos(published, {rating: rating for rating in set(links.values())}).set_index("model")
+    gaps = by_rating.loc[list(links.values())].set_axis(list(links), axis=0)
     return gaps[["mos_gap", "n_tests", "tests"]].rename(columns={"mos_gap": "published_mos_gap",
                                                                  "n_tests": "published_mos_tests",
                                                                  "tests": "published_mos_test_ids"})
