@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import MelSettings, Vocoder, resolve_mel
+from .weights import CheckpointError
 from .layers import fold_weight_norm, unwrap_checkpoint
 
 TACOTRON2_MEL = MelSettings(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256,
@@ -272,17 +273,13 @@ class WaveGlow(Vocoder):
 
     def from_checkpoint(self, path, *args, **kwargs) -> "WaveGlow":
         """:meth:`Vocoder.from_checkpoint`; a file holding a pickled WaveGlow *module* (the original
-        ``waveglow_256channels.pt``) is refused with a one-line ``ValueError`` saying how to re-save it."""
+        ``waveglow_256channels.pt``) is refused with a one-line :class:`CheckpointError` saying how to re-save it."""
         try:
             return super().from_checkpoint(path, *args, **kwargs)
         except (ValueError, pickle.UnpicklingError) as error:
             message = pickled_module_message(path)
             if message is None:
                 raise
-            try:
-                from .weights import CheckpointError
-            except ImportError:  # pragma: no cover
-                CheckpointError = ValueError
             raise CheckpointError(message) from error
 
 

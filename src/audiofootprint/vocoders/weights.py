@@ -31,7 +31,7 @@ import importlib.resources
 import pickle
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -74,7 +74,6 @@ class WeightsSpec:
     package: str | None = None
     resource: str | None = None
     path: str | None = None
-    extra: dict = field(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -134,12 +133,10 @@ def spec_of(config_path: str | Path, section: Mapping | None) -> WeightsSpec | N
     if "run" not in training:
         raise ConfigError(f"{where}.published_training.run is missing: the model_id of the run in "
                           "data/carbon/training_runs.csv that made these weights")
-    known = set(REQUIRED) | {"package", "resource", "path"}
     return WeightsSpec(config=config_path, sha256=digest, format=str(section["format"]),
                        dataset=str(section["dataset"]), license=str(section["license"]),
                        provenance=" ".join(str(section["provenance"]).split()), mel=mel, published_training=training,
-                       package=section.get("package"), resource=section.get("resource"), path=section.get("path"),
-                       extra={k: v for k, v in section.items() if k not in known})
+                       package=section.get("package"), resource=section.get("resource"), path=section.get("path"))
 
 
 def check_format(spec: WeightsSpec, model) -> None:
