@@ -37,7 +37,7 @@ import seaborn as sns
 from IPython.display import Markdown, display
 
 from audiofootprint.params import load_params
-from audiofootprint.survey import METRIC_FAMILIES, load_papers
+from audiofootprint.survey import METRIC_FAMILIES, SINGLE_THIRD_PARTY_COPY, load_papers
 
 root = Path(root)
 params = load_params(root)
@@ -72,7 +72,9 @@ display(checked)
 display(Markdown(
     f"{metrics['n_papers']} papers from {papers['year'].min()} to {papers['year'].max()}, "
     f"{metrics['n_checked_full_text']} of them checked against their full text "
-    f"(the others against the abstract or official repository, see `checked`)."
+    f"(the others against the abstract or official repository, see `checked`). "
+    f"{metrics['n_full_text_single_third_party_copy']} of those full texts were read only in one "
+    f"third-party conversion (`{SINGLE_THIRD_PARTY_COPY}`; see `text_source`): a single point of failure."
 ))
 
 # %% [markdown]

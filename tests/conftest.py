@@ -20,6 +20,7 @@ SURVEY_HEADER = [
     "id", "title", "first_author", "year", "venue", "arxiv_id", "doi", "task_family",
     "human_rating", "distribution_metric", "signal_metric", "likelihood", "param_count", "flops",
     "inference_speed", "training_time", "training_hardware", "energy_co2", "evidence", "checked", "notes",
+    "text_source",
 ]
 
 
@@ -28,7 +29,7 @@ def survey_row(id, year=2020, task="neural_vocoder", metrics="1000000000", **ove
     row = {
         "id": id, "title": f"Paper {id}", "first_author": "Doe", "year": str(year), "venue": "ICASSP",
         "arxiv_id": "2001.00001", "doi": "", "task_family": task, "evidence": "Tab. 1",
-        "checked": "full_text", "notes": "",
+        "checked": "full_text", "notes": "", "text_source": "arxiv_html",
     }
     for name, cell in zip(SURVEY_HEADER[8:18], metrics):
         row[name] = "" if cell == " " else cell

@@ -259,6 +259,18 @@ def test_curated_tables_load_and_runs_are_sourced(root):
         carbon.accelerator_power(hardware, name)
 
 
+def test_hardware_rows_say_whether_their_source_is_the_vendor(tmp_path, root):
+    hardware = carbon.load_hardware(root / "data/carbon/hardware.csv")
+    assert set(hardware["source_kind"]) <= set(carbon.HARDWARE_SOURCE_KINDS)
+    secondary = hardware.loc[hardware["source_kind"] == "secondary", "notes"]
+    assert secondary.notna().all(), "a secondary power must say in its note whom it cites"
+    frame = pd.read_csv(root / "data/carbon/hardware.csv", dtype=str, keep_default_na=False)
+    frame.loc[0, "source_kind"] = "datasheet"
+    frame.to_csv(tmp_path / "hardware.csv", index=False)
+    with pytest.raises(TableError, match=r"line 2 .*column 'source_kind'"):
+        carbon.load_hardware(tmp_path / "hardware.csv")
+
+
 @pytest.fixture
 def runs_copy(tmp_path, root):
     path = tmp_path / "training_runs.csv"

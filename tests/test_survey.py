@@ -7,7 +7,7 @@ import pytest
 from audiofootprint.data import TableError
 from audiofootprint.survey import (
     energy_papers, family_shares, group_shares, headline, load_papers, period_label,
-    quality_cost_crosstab, reports_any, shares_by,
+    quality_cost_crosstab, reports_any, shares_by, single_third_party_copy,
 )
 from conftest import survey_row, write_survey
 
@@ -93,6 +93,8 @@ def test_crosstab_energy_list_and_headline(papers):
     ({"task_family": "speech"}, "task_family", "isin"),
     ({"human_rating": "2"}, "human_rating", "isin"),
     ({"checked": "maybe"}, "checked", "isin"),
+    ({"checked": ""}, "checked", "not_nullable"),
+    ({"text_source": "arxiv_html;my_memory"}, "text_source", "names a copy outside"),
     ({"arxiv_id": "arXiv:2001.1"}, "arxiv_id", "str_matches"),
 ])
 def test_bad_cell_names_file_line_and_column(tmp_path, bad, column, fragment):
@@ -121,6 +123,36 @@ def test_row_level_rules(tmp_path):
     assert "line 4 (id='no_id')" in message and "needs an arxiv_id or a doi" in message
     assert "line 5 (id='unexplained')" in message and "no note saying why" in message
     assert "line 6 (id='no_evidence')" in message and "no evidence" in message
+
+
+def test_unconfirmed_venue_must_read_arxiv_and_full_text_names_its_copy(tmp_path):
+    rows = [
+        survey_row("memory", notes="The venue (DAFx 2022) comes from memory."),
+        survey_row("caveat", notes="Venue ICASSP 2025, unconfirmed."),
+        survey_row("honest", venue="arXiv", notes="Venue: arXiv; DAFx 2022 is claimed but unconfirmed."),
+        survey_row("unrelated", notes="Venue confirmed on the proceedings page. Training time not verified."),
+        survey_row("no_copy", text_source=""),
+        survey_row("abstract_only", checked="abstract", text_source=""),
+    ]
+    with pytest.raises(TableError) as info:
+        load_papers(write_survey(tmp_path / "papers.csv", rows))
+    message = str(info.value)
+    assert "line 2 (id='memory')" in message and "line 3 (id='caveat')" in message
+    assert message.count("names a venue other than arXiv") == 2
+    assert "line 6 (id='no_copy')" in message and "names no text_source" in message
+    for fine in ("honest", "unrelated", "abstract_only"):
+        assert f"id='{fine}'" not in message
+
+
+def test_single_third_party_copy_is_counted(tmp_path):
+    rows = [
+        survey_row("only_conversion", text_source="will-rice/tts-papers"),
+        survey_row("two_copies", text_source="will-rice/tts-papers;arxiv_html"),
+        survey_row("abstract", checked="abstract", text_source="will-rice/tts-papers"),
+    ]
+    papers = load_papers(write_survey(tmp_path / "papers.csv", rows))
+    assert single_third_party_copy(papers).tolist() == [True, False, False]
+    assert headline(papers, GROUPS)["n_full_text_single_third_party_copy"] == 1
 
 
 def test_missing_column_and_year_outside_span(tmp_path):

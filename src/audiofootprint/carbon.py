@@ -102,6 +102,11 @@ def intensity_for(location: str) -> tuple[float, str]:
 
 # --- curated tables -------------------------------------------------------------------------
 
+#: Whether an accelerator's power was read in the vendor's own datasheet or product brief, or
+#: only in a third-party table that cites it.
+HARDWARE_SOURCE_KINDS = ["vendor", "secondary"]
+
+
 class HardwareSchema(pa.DataFrameModel):
     """data/carbon/hardware.csv: power of each accelerator, with its source."""
 
@@ -111,6 +116,7 @@ class HardwareSchema(pa.DataFrameModel):
     power_kind: Series[str]
     source_url: Series[str] = pa.Field(str_matches=r"^(https?://|arXiv:)")
     notes: Series[str] = pa.Field(nullable=True)
+    source_kind: Series[str] = pa.Field(isin=HARDWARE_SOURCE_KINDS)
 
     class Config:
         strict = True

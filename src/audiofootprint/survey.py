@@ -38,6 +38,15 @@ VENUES = [
     "EMNLP", "arXiv",
 ]
 CHECKED = ["full_text", "abstract", "official_repository", "not_verified"]
+#: The copies of a paper a row was read in (``text_source``, ``;``-separated).
+TEXT_SOURCES = [
+    "arxiv_html", "ar5iv", "openreview", "will-rice/tts-papers", "official_repository",
+    "project_page", "publisher", "other_copy", "abstract_page", "search_excerpt",
+]
+#: The one third-party conversion most full texts were read in: a single point of failure.
+SINGLE_THIRD_PARTY_COPY = "will-rice/tts-papers"
+#: A note that says the venue was not confirmed by a source (the venue must then read arXiv).
+UNCONFIRMED_VENUE = r"(?i)venue[^.;]*?\b(from memory|unconfirmed|not confirmed|not verified)"
 
 _metric = dict(isin=[0, 1], nullable=True)
 
@@ -66,6 +75,12 @@ class PaperSchema(pa.DataFrameModel):
     evidence: Series[str] = pa.Field(nullable=True)
     checked: Series[str] = pa.Field(isin=CHECKED)
     notes: Series[str] = pa.Field(nullable=True)
+    text_source: Series[str] = pa.Field(nullable=True)
+
+    @pa.check("text_source", error=f"names a copy outside {TEXT_SOURCES}")
+    def known_text_sources(cls, column: Series[str]) -> Series[bool]:
+        return column.isna() | column.map(
+            lambda value: isinstance(value, str) and set(value.split(";")) <= set(TEXT_SOURCES))
 
     @pa.dataframe_check(error="needs an arxiv_id or a doi")
     def has_identifier(cls, frame: pd.DataFrame) -> Series[bool]:
@@ -78,6 +93,16 @@ class PaperSchema(pa.DataFrameModel):
     @pa.dataframe_check(error="reports a metric (a 1) but gives no evidence of where")
     def reported_cells_located(cls, frame: pd.DataFrame) -> Series[bool]:
         return ~(frame[list(METRIC_FAMILIES)] == 1).any(axis=1) | frame["evidence"].notna()
+
+    @pa.dataframe_check(error="is checked against a full text or repository but names no text_source")
+    def full_text_has_source(cls, frame: pd.DataFrame) -> Series[bool]:
+        read = frame["checked"].isin(["full_text", "official_repository"])
+        return ~read | frame["text_source"].notna()
+
+    @pa.dataframe_check(error="says its venue is unconfirmed (from memory) but names a venue other than arXiv")
+    def unconfirmed_venue_is_arxiv(cls, frame: pd.DataFrame) -> Series[bool]:
+        unconfirmed = frame["notes"].fillna("").str.contains(UNCONFIRMED_VENUE, regex=True)
+        return ~unconfirmed | (frame["venue"] == "arXiv")
 
     class Config:
         strict = True
@@ -178,6 +203,11 @@ def energy_papers(papers: pd.DataFrame) -> pd.DataFrame:
     return papers.loc[papers["energy_co2"] == 1, cols].sort_values(["year", "id"]).reset_index(drop=True)
 
 
+def single_third_party_copy(papers: pd.DataFrame) -> pd.Series:
+    """Per paper, whether its full text was read only in the one third-party conversion."""
+    return (papers["checked"] == "full_text") & (papers["text_source"] == SINGLE_THIRD_PARTY_COPY)
+
+
 def headline(papers: pd.DataFrame, groups: dict[str, list[str]]) -> dict:
     """The survey's headline numbers (DVC metrics): counts and shares, rounded to 4 places."""
     shares = family_shares(papers)
@@ -185,6 +215,7 @@ def headline(papers: pd.DataFrame, groups: dict[str, list[str]]) -> dict:
     return {
         "n_papers": int(len(papers)),
         "n_checked_full_text": int((papers["checked"] == "full_text").sum()),
+        "n_full_text_single_third_party_copy": int(single_third_party_copy(papers).sum()),
         "n_reporting_energy": int((papers["energy_co2"] == 1).sum()),
         "share_by_group": {r.group: round(float(r.share), 4) for r in grouped.itertuples()},
         "share_by_family": {r.family: round(float(r.share), 4) for r in shares.itertuples()},
