@@ -46,7 +46,7 @@ TEXT_SOURCES = [
 #: The one third-party conversion most full texts were read in: a single point of failure.
 SINGLE_THIRD_PARTY_COPY = "will-rice/tts-papers"
 #: A note that says the venue was not confirmed by a source (the venue must then read arXiv).
-UNCONFIRMED_VENUE = r"(?i)venue[^.;]*?\b(from memory|unconfirmed|not confirmed|not verified)"
+UNCONFIRMED_VENUE = r"(?i)venue[^.;]*?\b(?:from memory|unconfirmed|not confirmed|not verified)"
 
 _metric = dict(isin=[0, 1], nullable=True)
 
