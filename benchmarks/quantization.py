@@ -16,19 +16,11 @@ import argparse
 import tempfile
 import warnings
 
-import torch
-
-from audiofootprint import PROJECT_ROOT
-from audiofootprint.benchmark import CORPUS_DIR, MODELS_DIR, load_trained, measurement_mel, test_utterances
-from audiofootprint.energy import MeasureSettings, TrackerSettings
-from audiofootprint.energy.cost import measure_vocoder
+from audiofootprint import PROJECT_ROOT, evaluate, runtime
 from audiofootprint.params import compose_params
+from audiofootprint.paths import CORPUS_DIR, MODELS_DIR
 from audiofootprint.quantization.schemes import SCHEMES, NotApplicable, apply
-from audiofootprint.quantization.study import (
-    calibration_mels,
-    quantization_test_set,
-    score_variant,
-)
+from audiofootprint.quantization.study import calibration_mels, quantization_test_set
 from audiofootprint.vocoders import zoo
 
 GOALS = {"static_int8": {"size_ratio": 3.9, "speedup": 1.3, "max_pesq_drop": 0.1}}
@@ -37,11 +29,12 @@ GOALS = {"static_int8": {"size_ratio": 3.9, "speedup": 1.3, "max_pesq_drop": 0.1
 def measure_variant(name: str, scheme: str, params: dict, output_dir: str) -> dict:
     """Size, harness measurement and PESQ of one (model, scheme), or the reason it does not apply."""
     profile, settings = params["profile"], params["quantize"]
+    setup = runtime.set_up(PROJECT_ROOT, {**params, "energy": {**params["energy"], "output_dir": output_dir}})
     entry = zoo.load_zoo(PROJECT_ROOT)[name]
     model = zoo.build_for_corpus(entry, int(params["corpus"]["sample_rate"]))
     trained = (PROJECT_ROOT / MODELS_DIR / name / "training.json").is_file()
     if trained:
-        load_trained(model, PROJECT_ROOT / MODELS_DIR / name, entry, PROJECT_ROOT)
+        evaluate.load_trained(model, PROJECT_ROOT / MODELS_DIR / name, entry, PROJECT_ROOT)
     model = model.for_inference()
     corpus = PROJECT_ROOT / CORPUS_DIR
     calibration = calibration_mels(model, corpus, int(settings["calibration_utterances"]),
@@ -51,14 +44,10 @@ def measure_variant(name: str, scheme: str, params: dict, output_dir: str) -> di
     except NotApplicable as reason:
         return {"model": name, "scheme": scheme, "status": f"not applicable: {reason}"}
     limits = quantization_test_set(profile, entry)
-    utterances = test_utterances(corpus, int(limits["test_utterances"]), float(limits["max_test_seconds"]))
-    scores = score_variant(None, made.model, utterances, ("pesq",), profile["seed"])
-    measure_cfg = {**profile["measure"], **zoo.section(entry, "measure")}
-    seconds = float(measure_cfg.pop("audio_seconds"))
-    mel = measurement_mel(model, utterances[0][1], int(params["corpus"]["sample_rate"]), seconds)
-    tracker = TrackerSettings(**{**params["energy"], "output_dir": output_dir})
-    cost = measure_vocoder(made.model, mel, label=f"{name}/{scheme}", settings=MeasureSettings(**measure_cfg),
-                           tracker_settings=tracker, seed=profile["seed"])
+    utterances = evaluate.test_utterances(corpus, int(limits["test_utterances"]), float(limits["max_test_seconds"]))
+    scores = evaluate.score(made.model, utterances, ("pesq",), setup.seed)
+    cost = evaluate.measure_on_utterance(made.model, utterances[0], setup, profile, entry, label=f"{name}/{scheme}",
+                                         features_of=model)
     summary = cost["measurement"]["summary"]
     return {"model": name, "scheme": scheme, "status": "ok", "trained": trained, "backend": made.backend,
             "size_bytes": cost["size_bytes"], "rtf": summary["real_time_factor"]["median"],
@@ -76,7 +65,6 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     params = compose_params(PROJECT_ROOT, [f"profile={args.profile}"])
-    torch.set_num_threads(int(params["profile"]["torch_threads"]))
     schemes = ["fp32"] + [s for s in args.schemes if s != "fp32"]
     header = (f"{'model':<12} {'scheme':<13} {'size MB':>8} {'smaller':>8} {'RTF':>7} {'IQR':>6} {'faster':>7} "
               f"{'J/aud s':>8} {'energy':>7} {'PESQ':>6} {'dPESQ':>6}  goals")

@@ -32,7 +32,7 @@ from IPython.display import Markdown, display
 
 from audiofootprint.params import load_params
 from audiofootprint.quality import METRICS
-from audiofootprint.quantization.study import feasibility, load_devices
+from audiofootprint.quantization.devices import feasibility, load_devices
 
 root = Path(root)
 params = load_params(root)

@@ -83,7 +83,7 @@ def speechlike(seconds: float, sr: int, seed: int, level: float = 0.1) -> np.nda
     return (level * x / np.max(np.abs(x))).astype(np.float32)
 
 
-#: The quality_status (benchmark.quality_status) of a hand-made metrics.json whose quality counts.
+#: The quality_status (evaluate.quality_status) of a hand-made metrics.json whose quality counts.
 CONVERGED = {"kind": "training-free", "converged": True, "steps": 0, "recipe_steps": None}
 
 #: What a temporary copy of the compendium needs to run its pipeline.

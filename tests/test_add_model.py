@@ -26,7 +26,8 @@ import soundfile as sf
 import torch
 
 from audiofootprint import atomic, cli
-from audiofootprint.benchmark import benchmark_model, model_table, summarise
+from audiofootprint.benchmark import benchmark_model
+from audiofootprint.benchmark_summary import model_table, summarise
 from audiofootprint.training.stage import train_model
 from audiofootprint.corpus import build_corpus, iter_utterances
 from audiofootprint.failures import benchmark_failure
@@ -140,7 +141,13 @@ def test_own_class_trains_and_is_benchmarked(project, capsys):
     record = json.loads((project / "results/models/tiny_own/training.json").read_text())
     assert record["steps"] == 3 and record["stopped_by"] == "max_steps"  # the ci budget: 3 steps
     assert record["energy_kwh"] > 0 and record["methods"]["cpu"] and "status" not in record
-    assert (project / "results/models/tiny_own/generator.pt").is_file()
+    out = project / "results/models/tiny_own"
+    # a finished run keeps what later stages read; its resume state (optimisers, discriminators) is gone
+    assert sorted(path.name for path in out.iterdir()) == ["generator.pt", "settings.json", "training.json"]
+    record_bytes, weights = (out / "training.json").read_bytes(), (out / "generator.pt").read_bytes()
+    assert cli.main(["--root", str(project), "train", "tiny_own"]) == 0  # e.g. DVC re-ran it for pipeline.py
+    assert "trained already under the same settings (3 steps): kept" in capsys.readouterr().out
+    assert (out / "training.json").read_bytes() == record_bytes and (out / "generator.pt").read_bytes() == weights
     assert cli.main(["--root", str(project), "benchmark", "tiny_own"]) == 0
     metrics = json.loads((project / "results/benchmark/tiny_own/metrics.json").read_text())
     assert metrics["params"] == TINY_PARAMS and metrics["family"] == "Tiny"
@@ -211,14 +218,14 @@ def test_out_of_memory_keeps_the_steps_and_energy_spent(project, monkeypatch):
 
 
 def test_a_failing_synthesis_is_recorded(project, monkeypatch, capsys):
-    from audiofootprint import benchmark
+    from audiofootprint import evaluate
 
     def synthesize(model, wave, rate, seed):
         raise RuntimeError("synthesis failed (raised by the test)")
 
     params = load_params(project)
     train_model(project, "griffinlim_60", params)
-    monkeypatch.setattr(benchmark, "synthesize", synthesize)
+    monkeypatch.setattr(evaluate, "synthesize", synthesize)
     metrics = benchmark_model(project, "griffinlim_60", params)
     assert metrics["status"] == "failed" and metrics["failed_stage"] == "benchmark"
     assert metrics["error_type"] == "RuntimeError" and metrics["message"] == "synthesis failed (raised by the test)"

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from audiofootprint import atomic
-from audiofootprint.benchmark import efficiency, model_table, summarise
+from audiofootprint.benchmark_summary import efficiency, model_table, summarise
 from audiofootprint.vocoders.zoo import corpus_mel
 from audiofootprint.params import compose_params
 from audiofootprint.vocoders.base import MelSettings
@@ -35,7 +35,7 @@ def test_efficiency_by_hand():
 
 
 def _fake_model(root, name, energy, pesq, training_kwh, q1=None, q3=None, kind="recipe", published_run=None):
-    """metrics.json of one benchmarked model; ``kind`` as benchmark.quality_status gives it."""
+    """metrics.json of one benchmarked model; ``kind`` as evaluate.quality_status gives it."""
     status = {"kind": kind, "converged": kind != "budget", "steps": 10, "recipe_steps": 10 if kind == "recipe" else 1000}
     if kind == "budget":
         status["label"] = "after 10 steps of the recipe's 1,000"

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from audiofootprint import atomic
-from audiofootprint.benchmark import summarise
+from audiofootprint.benchmark_summary import summarise
 from audiofootprint.card import build_card, render_markdown, sig
 from audiofootprint.carbon import intensity_for
 from audiofootprint.cli import main

@@ -16,14 +16,15 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from audiofootprint import cli
-from audiofootprint.benchmark import model_table, summarise
-from audiofootprint.jobs import JobError, check_job, commit_command, stage_name, upstream_stages
+from audiofootprint.benchmark_summary import model_table, summarise
+from audiofootprint.jobs import JobError, check_job, upstream_stages
 from audiofootprint.merge import MergeError, merge, plan_merge
+from audiofootprint.pipeline import commit_command, stage_name
 from audiofootprint.params import StaleParamsError, check_params, compose_params, load_params, write_params
 from conftest import CONVERGED, ROOT, copy_project, run
 
 MODELS = ["griffinlim_32", "hifigan_v3"]
-CI = ["profile=ci", f"benchmark.models=[{','.join(MODELS)}]"]
+CI = ["profile=ci", f"benchmark.models=[{','.join(MODELS)}]", "quantize.models=${quantizable:all}"]
 
 
 # --- stage names, checks and the dvc commit command --------------------------------------------
@@ -177,7 +178,8 @@ ANY_CODE = _AnyCode()
 
 
 def test_dvc_composition_writes_a_params_yaml_check_params_accepts(configured):
-    overrides = ["profile=ci", "benchmark.models=${vocoders:[griffinlim_32,hifigan_v3]}", "profile.train.max_seconds=10"]
+    overrides = ["profile=ci", "benchmark.models=${vocoders:[griffinlim_32,hifigan_v3]}",
+                 "quantize.models=${quantizable:all}", "profile.train.max_seconds=10"]
     result = _dvc_compose(configured, overrides)
     assert result.returncode == 0, result.stderr
     text = (configured / "params.yaml").read_text()

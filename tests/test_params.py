@@ -66,3 +66,17 @@ def test_overrides_are_recorded_and_rechecked(project):
 def test_unknown_override_is_an_error(project):
     with pytest.raises(Exception, match="nonexistent"):
         compose_params(project, ["profile=nonexistent"])
+
+
+def test_quantization_selections(root):
+    """The default takes the models with published weights; `all` adds those trained here (not
+    Griffin-Lim, nothing to learn; not DiffWave-50, which samples DiffWave-6's weights)."""
+    models = "benchmark.models=${vocoders:[griffinlim_32,hifigan_v3,hifigan_v1_ljspeech,diffwave_6,diffwave_50]}"
+    default = compose_params(root, [models])["quantize"]["models"]
+    assert default == ["hifigan_v1_ljspeech"]
+    everything = compose_params(root, [models, "quantize.models=${quantizable:all}"])["quantize"]["models"]
+    assert everything == ["hifigan_v3", "hifigan_v1_ljspeech", "diffwave_6"]
+    with pytest.raises(ValueError, match="'most' is not a selection"):
+        compose_params(root, [models, "quantize.models=${quantizable:most}"])
+    with pytest.raises(ValueError, match="diffwave_50 reuses diffwave_6's weights"):
+        compose_params(root, [models, "quantize.models=${quantizable:[diffwave_50]}"])

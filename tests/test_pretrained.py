@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from audiofootprint import cli
-from audiofootprint.benchmark import quality_status, synthesize, scoring_limits
+from audiofootprint.evaluate import quality_status, scoring_limits, synthesize
 from audiofootprint.vocoders import zoo
 from audiofootprint.vocoders.griffinlim import GriffinLimVocoder
 from audiofootprint.vocoders.hifigan import HiFiGAN
@@ -223,7 +223,7 @@ def test_converged_models_are_scored_on_the_whole_test_split(entries):
 
 def test_default_profile_scores_converged_models_on_all_18_test_utterances(tmp_path):
     """The default corpus' test split, scored whole: 18 utterances (about 2.4 minutes)."""
-    from audiofootprint.benchmark import utterances_within
+    from audiofootprint.evaluate import utterances_within
     from audiofootprint.corpus import ALLISON_DIR, build_corpus
     from audiofootprint.params import compose_params
 

@@ -19,7 +19,9 @@ from audiofootprint.quantization.schemes import (
     unpack_int4,
 )
 from audiofootprint.energy.static import serialized_bytes
-from audiofootprint.quantization.study import against_baseline, feasibility, snr_db
+from audiofootprint.evaluate import snr_db
+from audiofootprint.quantization.devices import feasibility
+from audiofootprint.quantization.summary import against_baseline
 from audiofootprint.vocoders.hifigan import HiFiGAN
 from audiofootprint.vocoders.vocos import Vocos
 

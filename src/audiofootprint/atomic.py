@@ -1,6 +1,7 @@
 """Write outputs so that an interrupted run never leaves a half-written file."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
@@ -40,3 +41,15 @@ def write_csv(path: str | Path, frame) -> None:
     """Atomically write a pandas DataFrame as CSV without its index."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def write_torch(path: str | Path, obj) -> None:
+    """Atomically ``torch.save`` ``obj`` to ``path`` with stable bytes: the same tensors give the
+    same file (saved through a buffer, so the archive's inner folder does not take the random
+    name of the temporary file)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())

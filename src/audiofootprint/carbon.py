@@ -21,6 +21,7 @@ from codecarbon.input import DataSource
 from pandera.typing import Series
 
 from audiofootprint.data import read_table
+from audiofootprint.paths import CARBON_DIR
 from audiofootprint.survey import TASK_FAMILIES
 
 SCENARIOS = ("low", "central", "high")
@@ -432,7 +433,7 @@ def write_results(root: str | Path, params: dict) -> dict:
             raise KeyError(f"carbon.scenarios.{name}.pue in conf/carbon: {cfg['scenarios'][name]['pue']!r} "
                            f"is not a scenario of {cfg['pue']}; known: {', '.join(pue['scenario'])}")
     estimates = estimate_runs(runs, hardware, pue, cfg["scenarios"])
-    out = root / "results" / "carbon"
+    out = root / CARBON_DIR
     atomic.write_csv(out / "tables" / "estimates.csv", estimates)
 
     by_year = estimates.groupby("year")[[f"co2e_kg_{s}" for s in SCENARIOS]].sum().reset_index()

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from audiofootprint import params as params_module
-from audiofootprint.benchmark import BENCHMARK_DIR, MODELS_DIR, SUMMARY_DIR
+from audiofootprint.paths import BENCHMARK_DIR, BENCHMARK_SUMMARY_DIR, MODELS_DIR
 from audiofootprint.energy.tracker import method_kind, overall_method
 
 #: Relative tolerance when checking that two copies of one recorded number agree.
@@ -192,7 +192,7 @@ def _summary_axis(root: Path, params: dict, card: dict) -> tuple[str, str, dict 
     """The quality axis (the summary's, else params.yaml's), its direction and the summary metrics."""
     from audiofootprint import quality
 
-    path = root / SUMMARY_DIR / "metrics.json"
+    path = root / BENCHMARK_SUMMARY_DIR / "metrics.json"
     summary = _read_json(path, "run `dvc repro benchmark_summary`") if path.is_file() else None
     axis = summary["quality_axis"] if summary else params["benchmark"]["quality_axis"]
     if axis not in quality.METRICS:
@@ -208,7 +208,7 @@ def _pareto(root: Path, name: str, metrics: dict, axis: str, direction: str, sum
     """Where the model sits against the front of quality vs inference energy, and its efficiency rank."""
     from audiofootprint.pareto import dominated_by
 
-    path = root / SUMMARY_DIR / "models.csv"
+    path = root / BENCHMARK_SUMMARY_DIR / "models.csv"
     redo = "run `dvc repro benchmark_summary`"
     if summary is None or not path.is_file():
         return {"computed": False, "note": f"the Pareto front is not computed yet: {redo}"}

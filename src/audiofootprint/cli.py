@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-#: Notebooks the `notebook` sub-command renders, by name (notebooks/NAME.py -> reports/NAME.*).
-NOTEBOOKS = ("survey", "carbon", "benchmark", "quantize")
+from audiofootprint.paths import STUDY_NOTEBOOKS
+
 
 
 def _cmd_params(args: argparse.Namespace) -> int:
@@ -124,20 +124,17 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
 def _cmd_measure(args: argparse.Namespace) -> int:
     import json
 
-    import torch
-
-    from audiofootprint.energy import MeasureSettings, TrackerSettings
-    from audiofootprint.energy.cost import measure_vocoder, synthetic_mel
+    from audiofootprint import evaluate, runtime
+    from audiofootprint.energy.cost import synthetic_mel
     from audiofootprint.params import compose_params
     from audiofootprint.vocoders import zoo
 
     params = compose_params(args.root, [f"profile={args.profile}"])
-    profile, energy = params["profile"], params["energy"]
+    profile = params["profile"]
     entries = zoo.load_zoo(args.root)
     if args.vocoder not in entries:
         raise KeyError(f"unknown vocoder {args.vocoder!r}; configured: {', '.join(entries)}")
-    torch.manual_seed(profile["seed"])
-    torch.set_num_threads(profile["torch_threads"])
+    setup = runtime.set_up(args.root, params)
     entry = entries[args.vocoder]
     model = zoo.build(entry) if entry.weights is None else zoo.build_for_corpus(entry, entry.weights.mel.sample_rate)
     weights = "random initialisation (compute does not depend on weight values)"
@@ -147,15 +144,10 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     elif entry.weights is not None:
         model.from_checkpoint(entry.weights.file(args.root), sha256=entry.weights.sha256)
         weights = f"pretrained weights ({entry.weights.source}, sha256 verified)"
-    measure_cfg = dict(profile["measure"])
-    seconds = measure_cfg.pop("audio_seconds")
-    tracker = TrackerSettings(**{**energy, "output_dir": str(Path(args.root) / energy["output_dir"])})
-    device = profile["device"] if (profile["device"] == "cpu" or torch.cuda.is_available()) else "cpu"
-    result = measure_vocoder(model, synthetic_mel(model, seconds, profile["seed"]), label=args.vocoder,
-                             settings=MeasureSettings(**measure_cfg), tracker_settings=tracker, device=device,
-                             seed=profile["seed"])
+    seconds = float(evaluate.measure_settings(profile, entry)["audio_seconds"])
+    result = evaluate.measure(model, synthetic_mel(model, seconds, setup.seed), setup, profile, entry, args.vocoder,
+                              "synthetic log-mel (fixed seed); content does not change a vocoder's compute")
     result["weights"] = weights
-    result["input"] = "synthetic log-mel (fixed seed); content does not change a vocoder's compute"
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
@@ -205,8 +197,8 @@ def format_measurement(result: dict) -> str:
 
 def _cmd_corpus(args: argparse.Namespace) -> int:
     from audiofootprint import params
-    from audiofootprint.benchmark import CORPUS_DIR
     from audiofootprint.corpus import build_corpus, summary
+    from audiofootprint.paths import CORPUS_DIR
 
     params.check_params(args.root)
     cfg = params.load_params(args.root)["corpus"]
@@ -245,7 +237,8 @@ def _cmd_recordings(args: argparse.Namespace) -> int:
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from audiofootprint import params
-    from audiofootprint.benchmark import benchmark_model, summarise
+    from audiofootprint.benchmark import benchmark_model
+    from audiofootprint.benchmark_summary import summarise
 
     params.check_params(args.root)
     loaded = params.load_params(args.root)
@@ -276,7 +269,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
     from audiofootprint import params
-    from audiofootprint.quantization.study import run_variant, summarise
+    from audiofootprint.quantization.study import run_variant
+    from audiofootprint.quantization.summary import summarise
 
     params.check_params(args.root)
     loaded = params.load_params(args.root)
@@ -321,20 +315,11 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_model_report(args: argparse.Namespace) -> int:
-    import json
-
     from audiofootprint import params, report
 
     params.check_params(args.root)
-    root = Path(args.root).resolve()
-    metrics = root / "results" / "benchmark" / args.vocoder / "metrics.json"
-    failed = metrics.is_file() and json.loads(metrics.read_text()).get("status") == "failed"
-    executed = report.render_notebook(
-        root / "notebooks" / ("vocoder_failed.py" if failed else "vocoder.py"),
-        root / "reports" / "vocoders" / f"{args.vocoder}.ipynb",
-        root / "reports" / "vocoders" / f"{args.vocoder}.html", parameters={"root": str(root), "model": args.vocoder},
-        cwd=root)
-    print(f"rendered {executed.relative_to(root)}")
+    executed = report.render_model_report(args.root, args.vocoder)
+    print(f"rendered {executed.relative_to(Path(args.root).resolve())}")
     return 0
 
 
@@ -342,13 +327,9 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
     from audiofootprint import params, report
 
     params.check_params(args.root)
-    root = Path(args.root).resolve()
-    source = root / "notebooks" / f"{args.name}.py"
-    executed = report.render_notebook(
-        source, root / "reports" / f"{args.name}.ipynb", root / "reports" / f"{args.name}.html",
-        parameters={"root": str(root)}, cwd=root,
-    )
-    print(f"rendered {executed.relative_to(root)} and reports/{args.name}.html")
+    executed = report.render_study(args.root, args.name)
+    rendered = executed.relative_to(Path(args.root).resolve())
+    print(f"rendered {rendered} and {rendered.with_suffix('.html')}")
     return 0
 
 
@@ -443,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_card)
 
     p = sub.add_parser("notebook", help="execute notebooks/NAME.py into reports/NAME.ipynb and .html")
-    p.add_argument("name", choices=NOTEBOOKS)
+    p.add_argument("name", choices=STUDY_NOTEBOOKS)
     p.set_defaults(func=_cmd_notebook)
 
     p = sub.add_parser("site", help="site stage: write reports/index.html, the front page of every result")

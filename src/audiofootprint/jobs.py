@@ -7,8 +7,8 @@
 
 The configuration is conf/jobs.yaml (it does not enter params.yaml). Each job reads params.yaml,
 refuses a stale one as every stage does, refuses a model or scheme params.yaml does not name, and
-runs the stage's own command (``audiofootprint train NAME`` ...), so it writes exactly what the
-stage writes. At the end, :class:`CommitHint` prints the ``dvc commit -f STAGE ...`` command that
+calls the stage's own function (:func:`audiofootprint.training.stage.train_model` ...), so it
+writes exactly what the stage writes. At the end, :class:`CommitHint` prints the ``dvc commit -f STAGE ...`` command that
 records those outputs in dvc.lock, after which ``dvc repro`` runs only what follows them.
 """
 from __future__ import annotations
@@ -22,19 +22,15 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
-#: Tasks -> the stage (dvc.yaml) whose work a job does.
-TASKS = ("train", "benchmark", "model_report", "quantize")
-#: The per-model outputs every task reads, built beforehand by `dvc repro corpus`.
-CORPUS_MANIFEST = Path("results/corpus/corpus.json")
+from audiofootprint.paths import CORPUS_MANIFEST
+from audiofootprint.pipeline import PER_MODEL_STAGES, commit_command, stage_name
+
+#: Tasks: the per-model stages (dvc.yaml) whose work a job does.
+TASKS = PER_MODEL_STAGES
 
 
 class JobError(RuntimeError):
     """A job that cannot run; the message says why and how to fix it."""
-
-
-def stage_name(task: str, model: str, scheme: str | None = None) -> str:
-    """The dvc.yaml stage doing the work of this job (``quantize@MODEL-SCHEME`` for a matrix stage)."""
-    return f"quantize@{model}-{scheme}" if task == "quantize" else f"{task}@{model}"
 
 
 def check_job(params: dict, task: str, model: str, scheme: str | None = None) -> None:
@@ -67,27 +63,33 @@ def upstream_stages(params: dict, task: str, model: str, scheme: str | None = No
     return chain + [stage_name("model_report", model)] if task == "model_report" else chain
 
 
-def commit_command(stages: list[str]) -> str:
-    """``dvc commit -f`` for these stages, each once, in order."""
-    return "dvc commit -f " + " ".join(dict.fromkeys(stages))
-
-
 def run_job(root: str | Path, task: str, model: str, scheme: str | None = None) -> str:
-    """Do the work of one stage for one model with the stage's own command; return the stage name."""
-    from audiofootprint import cli
+    """Do the work of one stage for one model with the stage's own function; return the stage name."""
     from audiofootprint.params import check_params, load_params
 
     root = Path(root)
     check_params(root)
-    check_job(load_params(root), task, model, scheme)
+    params = load_params(root)
+    check_job(params, task, model, scheme)
     if not (root / CORPUS_MANIFEST).is_file():
         raise JobError(f"{root / CORPUS_MANIFEST} not found: build the corpus first (`dvc repro corpus recordings`); "
                        f"jobs do the per-model work only")
-    command = {"train": ["train", model], "benchmark": ["benchmark", model], "model_report": ["model-report", model],
-               "quantize": ["quantize", model, str(scheme)]}[task]
-    status = cli.main(["--root", str(root), *command])
-    if status != 0:
-        raise JobError(f"`audiofootprint {' '.join(command)}` failed (exit {status}): its error is printed above")
+    if task == "train":
+        from audiofootprint.training.stage import train_model
+
+        train_model(root, model, params)
+    elif task == "benchmark":
+        from audiofootprint.benchmark import benchmark_model
+
+        benchmark_model(root, model, params)
+    elif task == "model_report":
+        from audiofootprint.report import render_model_report
+
+        render_model_report(root, model)
+    else:
+        from audiofootprint.quantization.study import run_variant
+
+        run_variant(root, model, str(scheme), params)
     return stage_name(task, model, scheme)
 
 

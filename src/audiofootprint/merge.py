@@ -19,14 +19,13 @@ from pathlib import Path
 
 import yaml
 
-from audiofootprint.benchmark import BENCHMARK_DIR, MODELS_DIR
-from audiofootprint.jobs import commit_command, stage_name
 from audiofootprint.params import check_params, differing_keys, load_params
+from audiofootprint.paths import BENCHMARK_DIR, MODELS_DIR, QUANTIZE_DIR
+from audiofootprint.pipeline import STAGES, commit_command, stage_name
 
-#: params.yaml keys that decide a model's results (the params of its train, benchmark and quantize stages).
-DECIDING_PARAMS = ("profile", "energy", "corpus", "benchmark.metrics", "quantize.calibration_utterances",
-                   "quantize.calibration_seconds")
-QUANTIZE_DIR = Path("results/quantize")
+#: params.yaml keys that decide a model's results: the params of the stages that make them.
+DECIDING_PARAMS = tuple(dict.fromkeys(key for stage in ("corpus", "train", "benchmark", "quantize")
+                                      for key in STAGES[stage].params))
 
 
 class MergeError(ValueError):
@@ -156,7 +155,7 @@ def merge(root: str | Path, other: str | Path, models: list[str] | None = None, 
     """Copy ``other``'s per-model results into this checkout (see :func:`plan_merge`); return the plan.
 
     Everything is checked before anything is copied. Afterwards ``dvc commit -f`` of
-    ``plan.stages`` (:func:`audiofootprint.jobs.commit_command`) records them in dvc.lock.
+    ``plan.stages`` (:func:`audiofootprint.pipeline.commit_command`) records them in dvc.lock.
     """
     plan = plan_merge(root, other, models, force)
     for source, dest in plan.copies:

@@ -6,6 +6,7 @@ runs again writes identical files.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jupytext
@@ -14,6 +15,7 @@ import papermill
 from nbconvert import HTMLExporter
 
 from audiofootprint import atomic
+from audiofootprint.paths import BENCHMARK_DIR, MODEL_REPORTS_DIR, NOTEBOOKS_DIR, REPORTS_DIR, STUDY_NOTEBOOKS
 
 KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
@@ -54,3 +56,24 @@ def render_notebook(source: str | Path, executed: str | Path, html: str | Path |
         body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(executed, as_version=4))
         atomic.write_text(html, body)
     return executed
+
+
+def render_study(root: str | Path, name: str) -> Path:
+    """Stage ``NAME_report``: notebooks/NAME.py executed into reports/NAME.ipynb and .html."""
+    if name not in STUDY_NOTEBOOKS:
+        raise KeyError(f"{name!r} is not a study notebook ({', '.join(STUDY_NOTEBOOKS)})")
+    root = Path(root).resolve()
+    return render_notebook(root / NOTEBOOKS_DIR / f"{name}.py", root / REPORTS_DIR / f"{name}.ipynb",
+                           root / REPORTS_DIR / f"{name}.html", parameters={"root": str(root)}, cwd=root)
+
+
+def render_model_report(root: str | Path, model: str) -> Path:
+    """Stage ``model_report@MODEL``: the per-model notebook (or, for a failed model, the notebook
+    that says why it failed) into reports/vocoders/MODEL.ipynb and .html."""
+    root = Path(root).resolve()
+    metrics = root / BENCHMARK_DIR / model / "metrics.json"
+    failed = metrics.is_file() and json.loads(metrics.read_text()).get("status") == "failed"
+    notebook = "vocoder_failed.py" if failed else "vocoder.py"
+    return render_notebook(root / NOTEBOOKS_DIR / notebook, root / MODEL_REPORTS_DIR / f"{model}.ipynb",
+                           root / MODEL_REPORTS_DIR / f"{model}.html",
+                           parameters={"root": str(root), "model": model}, cwd=root)

@@ -19,11 +19,8 @@ from urllib.parse import quote
 
 from audiofootprint import atomic
 from audiofootprint.energy.tracker import method_kind
-
-SITE = Path("reports/index.html")
-BENCHMARK_DIR = Path("results/benchmark")
-MODELS_CSV = Path("results/benchmark_summary/models.csv")
-VARIANTS_CSV = Path("results/quantize_summary/variants.csv")
+from audiofootprint.paths import (BENCHMARK_DIR, BENCHMARK_SUMMARY_DIR, CARBON_DIR, MODEL_REPORTS_DIR, MODELS_CSV,
+                                  QUANTIZE_SUMMARY_DIR, REPORTS_DIR, SITE, SURVEY_DIR, VARIANTS_CSV)
 CARBON_METHOD = ("estimate from the hardware and training time each paper reports, under low, central and high "
                  "scenarios of utilisation, data-centre PUE and grid carbon intensity (conf/carbon/default.yaml); "
                  "not a measurement")
@@ -31,31 +28,41 @@ CARBON_METHOD = ("estimate from the hardware and training time each paper report
 
 @dataclass(frozen=True)
 class Study:
-    """Where one study's outputs live, relative to the project root."""
+    """Where one study's outputs live, relative to the project root: ``results_dir`` holds its
+    metrics.json and figures/; ``report`` is its rendered notebook."""
     key: str
     title: str
     about: str
-    metrics: str
+    results_dir: Path
     report: str
-    figures: str
+
+    @property
+    def metrics(self) -> str:
+        """Its metrics.json."""
+        return str(self.results_dir / "metrics.json")
+
+    @property
+    def figures(self) -> str:
+        """Its folder of figures."""
+        return str(self.results_dir / "figures")
 
 
 STUDIES = (
     Study("survey", "1. What papers measure",
           "Which metric families papers on deep generative audio report, from the curated table "
           "data/survey/papers.csv (one row per paper, each cell with its evidence).",
-          "results/survey/metrics.json", "reports/survey.html", "results/survey/figures"),
+          SURVEY_DIR, str(REPORTS_DIR / "survey.html")),
     Study("carbon", "2. The carbon cost of training",
           "Energy and CO2e of published training runs, estimated from the hardware and training time "
           "their papers state (data/carbon/training_runs.csv).",
-          "results/carbon/metrics.json", "reports/carbon.html", "results/carbon/figures"),
+          CARBON_DIR, str(REPORTS_DIR / "carbon.html")),
     Study("benchmark", "3. The vocoder benchmark",
           "Neural vocoders trained and measured on this machine: quality against the test recordings, "
           "inference energy with the measurement harness, Pareto fronts and an efficiency ranking.",
-          "results/benchmark_summary/metrics.json", "reports/benchmark.html", "results/benchmark_summary/figures"),
+          BENCHMARK_SUMMARY_DIR, str(REPORTS_DIR / "benchmark.html")),
     Study("quantize", "4. Quantization",
           "Lighter variants of the vocoders: size, speed, energy and the quality they lose.",
-          "results/quantize_summary/metrics.json", "reports/quantize.html", "results/quantize_summary/figures"),
+          QUANTIZE_SUMMARY_DIR, str(REPORTS_DIR / "quantize.html")),
 )
 
 
@@ -195,7 +202,7 @@ def load_models(root: Path, params: dict) -> list[Model]:
         m = read_json(path) if path.is_file() else {}
         row = summary.get(name, {})
         status = row.get("status") or m.get("status") or ("ok" if m else "not run")
-        report = root / "reports" / "vocoders" / f"{name}.html"
+        report = root / MODEL_REPORTS_DIR / f"{name}.html"
         model = Model(name, status, family=m.get("family", ""), reason=row.get("reason") or m.get("reason", ""),
                       report=link(root, report.relative_to(root)) if report.is_file() else None,
                       audio=first_clip(root, name))
@@ -362,7 +369,7 @@ def render_study(root: Path, study: Study, params: dict, models: list[Model]) ->
 def render_reports(root: Path, models: list[Model]) -> str:
     """The list of rendered notebooks: a link for each that exists, "not run" for the others."""
     reports = [(s.title, s.report) for s in STUDIES[:3]]
-    reports += [(f"vocoder {m.name}", f"reports/vocoders/{m.name}.html") for m in models]
+    reports += [(f"vocoder {m.name}", str(MODEL_REPORTS_DIR / f"{m.name}.html")) for m in models]
     reports.append((STUDIES[3].title, STUDIES[3].report))
     items = "".join(f'<li><a href="{link(root, path)}">{escape(title)}</a> <small>{escape(path)}</small></li>'
                     if (root / path).is_file() else

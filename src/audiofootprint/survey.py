@@ -14,6 +14,7 @@ from pandera.typing import Series
 
 from audiofootprint import atomic
 from audiofootprint.data import TableError, read_table
+from audiofootprint.paths import SURVEY_DIR
 
 #: Metric families, in the order tables and figures show them, with readable labels.
 METRIC_FAMILIES: dict[str, str] = {
@@ -235,7 +236,7 @@ def write_results(root: str | Path, params: dict) -> dict:
     if unknown:
         raise KeyError(f"survey.groups in conf/survey names unknown metric families {sorted(unknown)}; "
                        f"known: {list(METRIC_FAMILIES)}")
-    out = root / "results" / "survey"
+    out = root / SURVEY_DIR
     period = papers["year"].map(lambda y: period_label(y, cfg["periods"])).rename("period")
     task = papers["task_family"].rename("task_family")
     atomic.write_csv(out / "tables" / "family_shares.csv", family_shares(papers))

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from codecarbon import OfflineEmissionsTracker
 
+from audiofootprint.paths import CODECARBON_DIR
+
 #: Readable names of codecarbon's CPU power modes.
 CPU_METHODS = {
     "intel_rapl": "RAPL energy counter",
@@ -30,7 +32,7 @@ class TrackerSettings:
     pue: float = 1.0
     tracking_mode: str = "process"
     measure_power_secs: float = 1.0
-    output_dir: str = "results/codecarbon"
+    output_dir: str = str(CODECARBON_DIR)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -139,8 +139,7 @@ def _task_name(kind: str, step: int) -> str:
 
 
 def _no_training(entry: zoo.ZooEntry, model: Vocoder, out_dir: Path, section: Mapping) -> dict:
-    with atomic.atomic_path(out_dir / GENERATOR) as tmp:
-        torch.save(_to_cpu(model.state_dict_for_checkpoint()), tmp)
+    atomic.write_torch(out_dir / GENERATOR, _to_cpu(model.state_dict_for_checkpoint()))
     record = {"format": FORMAT, "model": entry.name, "family": entry.family, "objective": "none",
               "steps": 0, "seconds": 0.0, "energy_j": 0.0, "energy_kwh": 0.0, "co2e_kg": 0.0,
               "total_energy_kwh": 0.0, "curve": [],
@@ -288,8 +287,7 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
             "resumes": resumes, "rng": _rng_state(device), "budget": budget.as_dict(),
             "wall_seconds": wall_before + time.perf_counter() - wall_start,
         }
-        with atomic.atomic_path(checkpoint_path) as tmp:
-            torch.save(state, tmp)
+        atomic.write_torch(checkpoint_path, state)
         dirty = False
 
     def postfix(losses: Mapping) -> dict:
@@ -366,8 +364,7 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
             run_evaluation()
         if dirty:
             save_checkpoint()
-        with atomic.atomic_path(out_dir / GENERATOR) as tmp:
-            torch.save(_to_cpu(model.state_dict_for_checkpoint()), tmp)
+        atomic.write_torch(out_dir / GENERATOR, _to_cpu(model.state_dict_for_checkpoint()))
     except Exception as error:
         raise TrainingFailed(error, {
             "objective": objective_name, "steps": step, "seconds": seconds, "energy_j": energy.total_j,

@@ -3,9 +3,11 @@
 Its output folder, results/models/NAME, persists between runs so that an interrupted training
 resumes from its checkpoint. Everything the stage depends on is fingerprinted beside the
 checkpoint (``settings.json``): the model's config file, the module of its class, the training
-and vocoder code, the budget, seed, device and corpus. When DVC re-runs the stage because one
-of these changed, the old checkpoint is discarded and the model trains afresh; only a run
-interrupted with the same fingerprint resumes.
+and vocoder code, the budget, seed, device, threads, energy settings and corpus. When DVC re-runs
+the stage because one of these changed, the old folder is discarded and the model trains afresh;
+a run interrupted under the same fingerprint resumes, and one finished under it is kept. A
+finished run keeps only what later stages read (``generator.pt``, ``training.json``): the resume
+checkpoint (optimisers, discriminators) is deleted, so DVC caches none.
 """
 from __future__ import annotations
 
@@ -14,39 +16,43 @@ import json
 import shutil
 from pathlib import Path
 
-import torch
-
-from audiofootprint import atomic, failures
-from audiofootprint.energy import TrackerSettings
+from audiofootprint import atomic, failures, pipeline, runtime
+from audiofootprint.paths import CORPUS_DIR, CORPUS_MANIFEST, MODELS_DIR
+from audiofootprint.training.loop import CHECKPOINT, GENERATOR, RECORD, TrainingFailed, train
 from audiofootprint.vocoders import zoo
 
-CORPUS_DIR = Path("results/corpus")
-MODELS_DIR = Path("results/models")
 
-_PACKAGE = Path(__file__).resolve().parents[1]
-# the code the train stage depends on in dvc.yaml (besides the model's own config and module)
-STAGE_CODE = ("training", "vocoders", "features.py", "failures.py")
-
-
-def stage_code_digest(package: Path = _PACKAGE) -> str:
-    """SHA-256 over the Python sources the train stage depends on (paths and contents, sorted)."""
+def stage_code_digest(root: Path | None = None) -> str:
+    """SHA-256 over the Python sources the train stage depends on (:func:`audiofootprint.pipeline.code_files`;
+    ``root``: another project root). pipeline.py itself, which describes the stage, is left out."""
     digest = hashlib.sha256()
-    for part in STAGE_CODE:
-        path = package / part
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        for file in files:
-            digest.update(str(file.relative_to(package)).encode())
+    base = pipeline.PACKAGE_DIR.parents[1] if root is None else Path(root)
+    for file in pipeline.code_files("train", base):
+        if file.name != "pipeline.py":
+            digest.update(str(file.relative_to(base)).encode())
             digest.update(file.read_bytes())
     return digest.hexdigest()
 
 
-def training_fingerprint(root: Path, entry: zoo.ZooEntry, profile: dict) -> str:
-    """The fingerprint of one training run: a checkpoint resumes only under the same one."""
-    corpus_json = root / CORPUS_DIR / "corpus.json"
+def training_fingerprint(root: Path, entry: zoo.ZooEntry, params: dict) -> str:
+    """The fingerprint of one training run: a checkpoint resumes, and a finished run is kept,
+    only under the same one (config, code, budget, seed, device, threads, energy settings, corpus)."""
+    profile = params["profile"]
+    corpus_json = root / CORPUS_MANIFEST
     settings = {"vocoder": entry.path.read_text(), "code": zoo.class_source(entry),
                 "stage_code": stage_code_digest(), "train": profile["train"], "seed": profile["seed"],
-                "device": profile["device"], "corpus": corpus_json.read_text() if corpus_json.is_file() else None}
+                "device": profile["device"], "threads": profile["torch_threads"], "energy": params["energy"],
+                "corpus": corpus_json.read_text() if corpus_json.is_file() else None}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+def finished_run(out: Path) -> dict | None:
+    """The record of a training that finished in ``out`` (its generator written), else None."""
+    record_path = out / RECORD
+    if not (record_path.is_file() and (out / GENERATOR).is_file()):
+        return None
+    record = json.loads(record_path.read_text())
+    return None if failures.failed(record) else record
 
 
 def record_pretrained(root: Path, entry: zoo.ZooEntry, out: Path) -> dict:
@@ -67,18 +73,25 @@ def record_pretrained(root: Path, entry: zoo.ZooEntry, out: Path) -> dict:
 def train_model(root: str | Path, name: str, params: dict) -> dict:
     """Train one model under the profile's budget (stage ``train@NAME``); return its record.
 
-    A folder made under another fingerprint (:func:`training_fingerprint`) is discarded first.
-    A training that fails is recorded (:func:`audiofootprint.failures.training_failure`) and its
+    A folder made under another fingerprint (:func:`training_fingerprint`) is discarded first; a
+    run that finished under the same one is kept as it is. Once a run finishes, its resume
+    checkpoint is deleted: the folder keeps what later stages read (generator, record), so DVC
+    caches no optimiser or discriminator state. A training that fails is recorded (:func:`audiofootprint.failures.training_failure`) and its
     record returned; a configuration error (:class:`~audiofootprint.vocoders.zoo.ConfigError`) raises.
     """
     root = Path(root)
     profile = params["profile"]
     entry = zoo.load_zoo(root)[name]
     out = root / MODELS_DIR / name
-    fingerprint = training_fingerprint(root, entry, profile)
+    fingerprint = training_fingerprint(root, entry, params)
     stamp = out / "settings.json"
     if out.exists() and (not stamp.is_file() or json.loads(stamp.read_text()).get("fingerprint") != fingerprint):
         shutil.rmtree(out)  # made with other settings or code: start afresh
+    finished = finished_run(out) if entry.weights is None else None
+    if finished is not None:  # DVC re-ran the stage for a change that does not touch this training
+        (out / CHECKPOINT).unlink(missing_ok=True)
+        print(f"{name}: trained already under the same settings ({finished.get('steps', 0)} steps): kept", flush=True)
+        return finished
     out.mkdir(parents=True, exist_ok=True)
     atomic.write_json(stamp, {"fingerprint": fingerprint})
     if entry.weights is not None:
@@ -89,17 +102,13 @@ def train_model(root: str | Path, name: str, params: dict) -> dict:
                   "note": f"{name} has no trainable weights: no training, no training energy"}
         atomic.write_json(out / "training.json", record)
         return record
-    from audiofootprint.training.loop import TrainingFailed, train
-
-    torch.manual_seed(profile["seed"])
-    torch.set_num_threads(int(profile["torch_threads"]))
+    setup = runtime.set_up(root, params)
     model = zoo.build_for_corpus(entry, int(params["corpus"]["sample_rate"]))
-    energy = params["energy"]
-    tracker = TrackerSettings(**{**energy, "output_dir": str(root / energy["output_dir"])})
-    device = profile["device"] if (profile["device"] == "cpu" or torch.cuda.is_available()) else "cpu"
     try:
-        return train(entry, model, root / CORPUS_DIR, out, profile["train"], tracker, device=device,
-                     seed=int(profile["seed"]), progress=True)
+        record = train(entry, model, root / CORPUS_DIR, out, profile["train"], setup.tracker,
+                       device=setup.device, seed=setup.seed, progress=True)
+        (out / CHECKPOINT).unlink(missing_ok=True)  # finished: the resume state is not an output
+        return record
     except TrainingFailed as failure:  # during training: what it spent until then is recorded
         return failures.training_failure(out, name, failure.error, failure.progress)
     except zoo.ConfigError:

@@ -248,8 +248,10 @@ def plan_quantization(root: str | Path, models: str | list[str], benchmark_plan:
     """The models the quantization study takes: benchmarked models with weights of their own
     (trained here, or pretrained).
 
-    ``models`` is ``"all"`` or a list of names; a named model that is not benchmarked, has no
-    training objective (nothing to quantize) or reuses another model's training is refused.
+    ``models`` is ``"all"``, ``"pretrained"`` (those with published weights: the models whose
+    quality change under quantization is a finding) or a list of names; a named model that is not
+    benchmarked, has no training objective (nothing to quantize) or reuses another model's
+    training is refused.
     """
     paths = config_paths(root)
 
@@ -263,8 +265,14 @@ def plan_quantization(root: str | Path, models: str | list[str], benchmark_plan:
             return "has no weights (no weights section, and training.objective is none)"
         return None
 
-    if models == "all":
-        return [name for name in benchmark_plan if reason_to_skip(name) is None]
+    if models in ("all", "pretrained"):
+        chosen = [name for name in benchmark_plan if reason_to_skip(name) is None]
+        if models == "pretrained":
+            chosen = [name for name in chosen if OmegaConf.load(paths[name]).get("weights") is not None]
+        return chosen
+    if isinstance(models, str):
+        raise ConfigError(f"quantize.models: {models!r} is not a selection: use ${{quantizable:all}}, "
+                          f"${{quantizable:pretrained}} or a list of names, ${{quantizable:[hifigan_v1, vocos]}}")
     refused = {name: reason_to_skip(name) for name in models if reason_to_skip(name)}
     if refused:
         raise ConfigError("quantize.models: " + "; ".join(f"{n} {why}" for n, why in refused.items()))

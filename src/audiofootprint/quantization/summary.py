@@ -1,0 +1,112 @@
+"""The quantization summary (stage ``quantize_summary``): every (model, scheme) variant beside its
+model's float32 baseline, the quality each scheme costs, and the Pareto front with the variants
+added. Writes results/quantize_summary/{variants.csv, metrics.json}.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from audiofootprint import atomic, quality
+from audiofootprint.pareto import pareto_mask
+from audiofootprint.paths import QUANTIZE_DIR, QUANTIZE_SUMMARY_DIR
+
+
+def variant_table(root: str | Path, params: dict) -> pd.DataFrame:
+    """One row per (model, scheme) of params.yaml, from each variant's metrics.json."""
+    root = Path(root)
+    rows = []
+    for name in params["quantize"]["models"]:
+        for scheme in params["quantize"]["schemes"]:
+            path = root / QUANTIZE_DIR / name / scheme / "metrics.json"
+            if not path.is_file():
+                rows.append({"model": name, "scheme": scheme, "status": "missing", "reason": f"{path} missing"})
+                continue
+            m = json.loads(path.read_text())
+            row = {"model": name, "scheme": scheme, "status": m["status"], "reason": m.get("reason", "")}
+            if m["status"] == "ok":
+                row.update({
+                    "backend": m["backend"], "family": m["family"], "size_bytes": m["size_bytes"],
+                    "weight_bytes": m["weight_bytes"], "peak_memory_bytes": m["peak_memory_bytes"],
+                    "energy_j_per_audio_s": m["energy_j_per_audio_s"]["median"],
+                    "energy_q1": m["energy_j_per_audio_s"]["q1"], "energy_q3": m["energy_j_per_audio_s"]["q3"],
+                    "real_time_factor": m["real_time_factor"]["median"],
+                    "rtf_q1": m["real_time_factor"]["q1"], "rtf_q3": m["real_time_factor"]["q3"],
+                    "windows": m["energy_j_per_audio_s"]["n"], "timed_calls": m["real_time_factor"]["n"],
+                    "hardware": m["hardware"], "energy_method_cpu": m["energy_method"]["cpu"],
+                })
+                for metric, stats in m["quality"].items():
+                    row[metric] = stats["mean"]
+                    row[f"{metric}_ci95"] = stats["ci95"]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def against_baseline(table: pd.DataFrame, baseline: str, axis: str) -> pd.DataFrame:
+    """Each measured variant beside its model's baseline scheme:
+
+        size_ratio = baseline size / variant size        (> 1: smaller)
+        speedup = baseline RTF / variant RTF             (> 1: faster)
+        energy_ratio = variant energy / baseline energy  (< 1: saves energy)
+        delta_AXIS = variant AXIS - baseline AXIS
+    """
+    measured = ["size_bytes", "weight_bytes", "real_time_factor", "energy_j_per_audio_s", axis]
+    out = table.reindex(columns=list(dict.fromkeys([*table.columns, *measured])))  # no variant measured: NaN
+    ok = out[out["status"] == "ok"]
+    base = ok[ok["scheme"] == baseline].set_index("model")
+    joined = out["model"].map
+    out["size_ratio"] = joined(base["size_bytes"]) / out["size_bytes"]
+    out["weight_ratio"] = joined(base["weight_bytes"]) / out["weight_bytes"]
+    out["speedup"] = joined(base["real_time_factor"]) / out["real_time_factor"]
+    out["energy_ratio"] = out["energy_j_per_audio_s"] / joined(base["energy_j_per_audio_s"])
+    out[f"delta_{axis}"] = out[axis] - joined(base[axis])
+    return out
+
+
+def summarise(root: str | Path, params: dict) -> dict:
+    """Ratios against float32, the quality lost, and the Pareto front with the variants added."""
+    root = Path(root)
+    settings = params["quantize"]
+    axis = params["benchmark"]["quality_axis"]
+    direction = quality.METRICS[axis]["direction"]
+    table = against_baseline(variant_table(root, params), settings["baseline"], axis)
+    ok = table["status"] == "ok"
+    front = pd.Series(False, index=table.index)
+    front[ok] = pareto_mask(table[ok], {"energy_j_per_audio_s": "min", axis: direction})
+    table["pareto_inference"] = front
+    out = root / QUANTIZE_SUMMARY_DIR
+    atomic.write_csv(out / "variants.csv", table)
+
+    measured = table[ok & (table["scheme"] != settings["baseline"])]
+    by_scheme = {}
+    for scheme, group in measured.groupby("scheme"):
+        by_scheme[scheme] = {
+            "models": int(len(group)),
+            "size_ratio_median": round(float(group["size_ratio"].median()), 3),
+            "size_ratio_range": [round(float(group["size_ratio"].min()), 3), round(float(group["size_ratio"].max()), 3)],
+            "speedup_median": round(float(group["speedup"].median()), 3),
+            "energy_ratio_median": round(float(group["energy_ratio"].median()), 3),
+            f"delta_{axis}_median": round(float(group[f"delta_{axis}"].median()), 4),
+        }
+    skipped = table[table["status"] == "not_applicable"]
+    metrics = {
+        "quality_axis": axis, "baseline": settings["baseline"],
+        "variants_measured": int(ok.sum()),
+        "not_applicable": {f"{r.model}/{r.scheme}": r.reason for r in skipped.itertuples()},
+        "failed": {f"{r.model}/{r.scheme}": r.reason for r in table[table["status"] == "failed"].itertuples()},
+        "missing": sorted(f"{r.model}/{r.scheme}" for r in table[table["status"] == "missing"].itertuples()),
+        "by_scheme": by_scheme,
+        "largest_size_reduction": _best(measured, "size_ratio"),
+        "pareto_inference": sorted(f"{r.model}/{r.scheme}" for r in table[front].itertuples()),
+    }
+    atomic.write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def _best(table: pd.DataFrame, column: str) -> dict | None:
+    if table.empty:
+        return None
+    row = table.loc[table[column].idxmax()]
+    return {"model": row["model"], "scheme": row["scheme"], column: round(float(row[column]), 3)}
