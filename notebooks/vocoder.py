@@ -32,22 +32,24 @@ import torch
 from IPython.display import Audio, Markdown, display
 
 from audiofootprint.features import mel_spectrogram
+from audiofootprint.paths import BENCHMARK_DIR
 from audiofootprint.quality import METRICS
+from audiofootprint.records import ModelMetrics
 from audiofootprint.vocoders.base import MelSettings
 
 root = Path(root)
-out = root / "results" / "benchmark" / model
-metrics = json.loads((out / "metrics.json").read_text())
+out = root / BENCHMARK_DIR / model
+metrics = ModelMetrics.read(out / "metrics.json")
 measurement = json.loads((out / "measurement.json").read_text())
 utterances = pd.read_csv(out / "utterances.csv")
 summary = measurement["measurement"]["summary"]
-display(Markdown(f"## `{model}` ({metrics['family']}, {metrics['params']:,} parameters, {metrics['size_mb']:.1f} MB)"))
-status = metrics["quality_status"]
-weights = metrics["training"].get("weights")
+display(Markdown(f"## `{model}` ({metrics.family}, {metrics.params:,} parameters, {metrics.size_mb:.1f} MB)"))
+status = metrics.quality_status
+weights = metrics.training.get("weights")
 if weights:
     display(Markdown(f"**Pretrained weights** ({weights['source']}, sha256 `{weights['sha256'][:16]}...` verified), "
                      f"trained on {weights['dataset']}; {weights['license']}. Provenance: {weights['provenance']} "
-                     f"It runs at its native {metrics['sample_rate']} Hz; scored at {metrics['scored_at']}."))
+                     f"It runs at its native {metrics.sample_rate} Hz; scored at {metrics.scored_at}."))
 elif not status["converged"]:
     display(Markdown(f"**Budget-trained** ({status['label']}): its quality below is that of an unconverged network, "
                      "shown for inspection, not a finding; its costs are the architecture's own."))
@@ -82,7 +84,7 @@ for clip in clips:
 
 # %%
 rows = []
-for metric, stats in metrics["quality"].items():
+for metric, stats in metrics.quality.items():
     info = METRICS.get(metric, {})
     rows.append({"metric": info.get("name", metric), "mean": stats["mean"], "ci95": stats["ci95"],
                  "n": stats["n"], "better": info.get("direction", "")})
@@ -103,11 +105,11 @@ cost = pd.DataFrame([
      f"IQR {summary['real_time_factor']['q1']:.4g} to {summary['real_time_factor']['q3']:.4g}"),
     ("GFLOPs per second of audio", measurement["flops_per_audio_s"] / 1e9, measurement["flops_method"]),
     ("peak memory (MB)", (measurement["peak_memory"]["bytes"] or 0) / 1e6, measurement["peak_memory"]["method"]),
-    ("training energy here (kWh)", metrics["training"].get("energy_kwh", 0.0),
-     (f"pretrained: not trained here (the published run {metrics['training']['published_training']['run']} is "
+    ("training energy here (kWh)", metrics.training.get("energy_kwh", 0.0),
+     (f"pretrained: not trained here (the published run {metrics.training['published_training']['run']} is "
       "estimated in the training-carbon study)") if weights else
-     f"{metrics['training'].get('steps', 0)} steps in {metrics['training'].get('seconds', 0):.0f} s, "
-     f"trained as {metrics['training']['trained_by']}"),
+     f"{metrics.training.get('steps', 0)} steps in {metrics.training.get('seconds', 0):.0f} s, "
+     f"trained as {metrics.training['trained_by']}"),
 ], columns=["figure", "value", "note"])
 display(cost)
 display(Markdown(

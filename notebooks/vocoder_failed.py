@@ -22,17 +22,19 @@ root = ".."  # the project root seen from notebooks/, where JupyterLab starts th
 model = "griffinlim_32"
 
 # %%
-import json
 from pathlib import Path
 
 import pandas as pd
 from IPython.display import Markdown, display
 
+from audiofootprint.paths import BENCHMARK_DIR
+from audiofootprint.records import ModelMetrics
+
 root = Path(root)
-metrics = json.loads((root / "results" / "benchmark" / model / "metrics.json").read_text())
-training = metrics["training"]
-display(Markdown(f"## `{model}` ({metrics['family']}): **failed** in stage `{metrics['failed_stage']}`"))
-display(Markdown(f"{metrics['reason']}: `{metrics['error_type']}`: {metrics['message']}"))
+metrics = ModelMetrics.read(root / BENCHMARK_DIR / model / "metrics.json")
+training = metrics.training
+display(Markdown(f"## `{model}` ({metrics.family}): **failed** in stage `{metrics.failed_stage}`"))
+display(Markdown(f"{metrics.reason}: `{metrics.error_type}`: {metrics.message}"))
 
 # %% [markdown]
 # ## What its training spent

@@ -86,6 +86,25 @@ def speechlike(seconds: float, sr: int, seed: int, level: float = 0.1) -> np.nda
 #: The quality_status (evaluate.quality_status) of a hand-made metrics.json whose quality counts.
 CONVERGED = {"kind": "training-free", "converged": True, "steps": 0, "recipe_steps": None}
 
+
+def measured_metrics(name: str, energy: float, pesq: float, *, trained_by: str | None = None, q1: float | None = None,
+                     q3: float | None = None, status: dict | None = None, training: dict | None = None,
+                     hardware: str = "cpu", host: str | None = None):
+    """The metrics.json record (records.ModelMetrics) of a measured model, made by hand for a test."""
+    from audiofootprint.records import OK, ModelMetrics
+
+    spread = {"median": energy, "q1": energy * 0.9 if q1 is None else q1, "q3": energy * 1.1 if q3 is None else q3,
+              "n": 3}
+    return ModelMetrics(
+        status=OK, family=name, params=1000, size_mb=0.1, gflops_per_audio_s=1.0, energy_j_per_audio_s=spread,
+        net_energy_j_per_audio_s={**spread, "median": energy / 2}, hardware=hardware, host=host,
+        real_time_factor={"median": 0.5, "q1": 0.4, "q3": 0.6, "n": 3},
+        energy_method={"cpu": "estimate: CPU load x TDP", "gpu": "no GPU seen", "ram": "estimate"},
+        quality_status=status or CONVERGED, sample_rate=16000, test_utterances=2, test_seconds=4.0,
+        quality={"pesq": {"mean": pesq, "ci95": 0.05, "n": 2}},
+        training=training or {"objective": "none", "energy_kwh": 0.0, "steps": 0, "seconds": 0.0,
+                              "trained_by": trained_by or name, "hardware": None})
+
 #: What a temporary copy of the compendium needs to run its pipeline.
 PROJECT_FILES = ["conf", "data", "notebooks", "src", "vocoders", "dvc.yaml", "params.yaml", ".dvc/config",
                  ".dvcignore"]

@@ -27,6 +27,7 @@ import torch
 
 from audiofootprint import atomic, cli
 from audiofootprint.benchmark import benchmark_model
+from audiofootprint.records import ModelMetrics
 from audiofootprint.benchmark_summary import model_table, summarise
 from audiofootprint.training.stage import train_model
 from audiofootprint.corpus import build_corpus, iter_utterances
@@ -34,7 +35,7 @@ from audiofootprint.failures import benchmark_failure
 from audiofootprint.params import compose_params, load_params, write_params
 from audiofootprint.vocoders import zoo
 from audiofootprint.vocoders.base import Vocoder
-from conftest import CONVERGED, ROOT, copy_project, run, speechlike
+from conftest import ROOT, copy_project, measured_metrics, run, speechlike
 
 SR = 16000  # the corpus' rate (conf/corpus/allison.yaml)
 
@@ -227,22 +228,15 @@ def test_a_failing_synthesis_is_recorded(project, monkeypatch, capsys):
     train_model(project, "griffinlim_60", params)
     monkeypatch.setattr(evaluate, "synthesize", synthesize)
     metrics = benchmark_model(project, "griffinlim_60", params)
-    assert metrics["status"] == "failed" and metrics["failed_stage"] == "benchmark"
-    assert metrics["error_type"] == "RuntimeError" and metrics["message"] == "synthesis failed (raised by the test)"
-    assert metrics["reason"] == "benchmark@griffinlim_60 failed"
-    assert metrics == json.loads((project / "results/benchmark/griffinlim_60/metrics.json").read_text())
+    assert not metrics.ok and metrics.status == "failed" and metrics.failed_stage == "benchmark"
+    assert metrics.error_type == "RuntimeError" and metrics.message == "synthesis failed (raised by the test)"
+    assert metrics.reason == "benchmark@griffinlim_60 failed"
+    assert metrics == ModelMetrics.read(project / "results/benchmark/griffinlim_60/metrics.json")
     assert "Traceback" in capsys.readouterr().err
 
 
 def _ok_metrics(root: Path, name: str, energy: float, pesq: float) -> None:
-    atomic.write_json(root / "results/benchmark" / name / "metrics.json", {
-        "family": name, "params": 10, "size_mb": 0.1, "gflops_per_audio_s": 1.0,
-        "energy_j_per_audio_s": {"median": energy, "q1": energy, "q3": energy},
-        "net_energy_j_per_audio_s": {"median": energy}, "real_time_factor": {"median": 0.1},
-        "energy_method": {"cpu": "estimate"}, "hardware": "cpu", "test_utterances": 2, "test_seconds": 4.0,
-        "quality_status": CONVERGED, "sample_rate": 16000,
-        "quality": {"pesq": {"mean": pesq, "ci95": 0.0, "n": 2}},
-        "training": {"energy_kwh": 0.0, "steps": 0, "seconds": 0.0, "trained_by": name}})
+    measured_metrics(name, energy, pesq, q1=energy, q3=energy).write(root / "results/benchmark" / name / "metrics.json")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from audiofootprint.benchmark_summary import efficiency, model_table, summarise
 from audiofootprint.vocoders.zoo import corpus_mel
 from audiofootprint.params import compose_params
 from audiofootprint.vocoders.base import MelSettings
-from conftest import ROOT
+from conftest import ROOT, measured_metrics
 
 
 def test_mel_adapted_to_the_corpus():
@@ -43,15 +43,8 @@ def _fake_model(root, name, energy, pesq, training_kwh, q1=None, q3=None, kind="
                 "objective": {"pretrained": "pretrained", "training-free": "none"}.get(kind, "hifigan")}
     if published_run:
         training["published_training"] = {"run": published_run, "note": "the run that made them"}
-    atomic.write_json(root / "results/benchmark" / name / "metrics.json", {
-        "quality_status": status, "sample_rate": 16000,
-        "family": name, "params": 1000, "size_mb": 0.1, "gflops_per_audio_s": 1.0,
-        "energy_j_per_audio_s": {"median": energy, "q1": q1 or energy * 0.9, "q3": q3 or energy * 1.1},
-        "net_energy_j_per_audio_s": {"median": energy / 2}, "real_time_factor": {"median": 0.1},
-        "energy_method": {"cpu": "estimate"}, "hardware": "cpu", "test_utterances": 2, "test_seconds": 4.0,
-        "quality": {"pesq": {"mean": pesq, "ci95": 0.05, "n": 2}},
-        "training": training,
-    })
+    measured_metrics(name, energy, pesq, q1=q1, q3=q3, status=status, training=training).write(
+        root / "results/benchmark" / name / "metrics.json")
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from audiofootprint.card import build_card, render_markdown, sig
 from audiofootprint.carbon import intensity_for
 from audiofootprint.cli import main
 from audiofootprint.energy.tracker import CPU_METHODS, method_kind, overall_method
+from audiofootprint.failures import benchmark_failure
 from conftest import ROOT
 
 ESTIMATED = {"cpu": "estimate: CPU load x TDP (8 W TDP for Test CPU)", "gpu": "no GPU seen",
@@ -39,7 +40,7 @@ def _benchmarked(root, name, energy, pesq, trained_by, methods=ESTIMATED):
     grid = intensity_for("FRA")[0]
     kwh = 0.0 if trained_by == "gl" else TRAINING_KWH
     atomic.write_json(root / "results/benchmark" / name / "metrics.json", {
-        "family": f"family {name}", "params": 2_000_000, "size_mb": 8.0, "gflops_per_audio_s": 12.5,
+        "status": "ok", "family": f"family {name}", "params": 2_000_000, "size_mb": 8.0, "gflops_per_audio_s": 12.5,
         "energy_j_per_audio_s": {"median": energy, "q1": energy * 0.9, "q3": energy * 1.2, "n": 4,
                                  "min": energy * 0.8, "max": energy * 1.3},
         "net_energy_j_per_audio_s": {"median": energy / 2, "q1": energy / 2, "q3": energy / 2, "n": 4},
@@ -186,17 +187,18 @@ def test_stale_summary_and_inconsistent_co2e_are_noted(tree):
 
 def test_failed_model_says_why(tree):
     _params(tree, {**{name: by for name, (_, _, by) in MODELS.items()}, "f": "f"})
-    atomic.write_json(tree / "results/benchmark/f/metrics.json",
-                      {"status": "failed", "error_type": "RuntimeError", "reason": "training failed: loss is NaN"})
-    atomic.write_json(tree / "results/models/f/training.json",
-                      {"status": "failed", "error_type": "FloatingPointError", "message": "loss is NaN at step 3",
-                       "steps": 3, "energy_kwh": 0.0005})
+    training = {"status": "failed", "error_type": "FloatingPointError", "message": "loss is NaN at step 3",
+                "reason": "training failed after 3 steps", "steps": 3, "energy_kwh": 0.0005}
+    atomic.write_json(tree / "results/models/f/training.json", training)
+    benchmark_failure(tree / "results/benchmark/f", "f", "HiFi-GAN", "f", training)  # as benchmark@f writes it
     card = build_card(tree, "f")
     assert card["status"] == "failed" and "static" not in card
-    assert card["failure"]["reason"] == "RuntimeError: training failed: loss is NaN"
+    why = "its training (train@f) failed after 3 steps (FloatingPointError: loss is NaN at step 3)"
+    assert card["failure"]["reason"] == why
     text = render_markdown(card)
-    assert "**f failed** (status `failed`): RuntimeError: training failed: loss is NaN" in text
-    assert "FloatingPointError: loss is NaN at step 3; 3 steps and 0.000500 kWh spent" in text
+    assert f"**f failed** (status `failed`): {why}" in text
+    assert ("training failed after 3 steps (FloatingPointError: loss is NaN at step 3); 3 steps and 0.000500 kWh "
+            "spent") in text
 
 
 def test_errors_name_the_file_and_the_stage(tree, capsys):

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from audiofootprint.energy import MeasureSettings, TrackerSettings, measure, spread
-from audiofootprint.energy.static import count_flops, parameter_count, peak_memory_bytes, serialized_bytes
+from audiofootprint.energy.static import count_flops, peak_memory_bytes, serialized_bytes
+from audiofootprint.vocoders.base import parameter_count
 
 FAST = MeasureSettings(warmup=1, windows=3, min_window_s=0.25, min_repeats=3, idle_windows=1)
 

@@ -12,7 +12,6 @@ import torchaudio
 import torch.nn.functional as F
 from hydra.utils import get_class
 
-from audiofootprint import features
 from audiofootprint.features import (
     CONVENTIONS,
     UnknownConventionError,
@@ -217,13 +216,10 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("name", sorted(zoo.load_zoo(ROOT)))
-def test_every_zoo_vocoder_has_a_convention(name):
+def test_every_zoo_vocoder_declares_its_convention_by_name(name):
     cls = get_class(zoo.load_zoo(ROOT)[name].model._target_)
+    assert "feature_convention" in vars(cls)  # declared by the class itself, not inherited by accident
     assert convention_of(cls) == EXPECTED[cls.__name__]
-    # where a module documents its convention, the description says the same
-    description = getattr(cls, "feature_convention", None)
-    if description is not None:
-        assert features._parse_description(description) == EXPECTED[cls.__name__]
 
 
 def test_convention_of_instances_subclasses_and_attributes():
@@ -239,11 +235,6 @@ def test_convention_of_instances_subclasses_and_attributes():
 
     assert convention_of(Named()) == "vocos"
 
-    class Described(Vocoder):
-        feature_convention = "log10(max(mel, 1e-10)), Slaney"
-
-    assert convention_of(Described) == "log10"
-
 
 def test_unknown_convention_is_a_clear_error():
     class Mystery(Vocoder):
@@ -252,8 +243,8 @@ def test_unknown_convention_is_a_clear_error():
     with pytest.raises(UnknownConventionError, match="Mystery.*feature_convention to one of 'hifigan'"):
         convention_of(Mystery())
 
-    class Odd(Vocoder):
-        feature_convention = "CQT magnitudes"
+    class Described(Vocoder):  # a description is not a name: say which names there are
+        feature_convention = "log10(max(mel, 1e-10)), Slaney"
 
-    with pytest.raises(UnknownConventionError, match="'CQT magnitudes'"):
-        convention_of(Odd)
+    with pytest.raises(UnknownConventionError, match=r"'log10\(max\(mel, 1e-10\)\), Slaney'.*one of 'hifigan'"):
+        convention_of(Described)

@@ -21,7 +21,7 @@ from audiofootprint.jobs import JobError, check_job, upstream_stages
 from audiofootprint.merge import MergeError, merge, plan_merge
 from audiofootprint.pipeline import commit_command, stage_name
 from audiofootprint.params import StaleParamsError, check_params, compose_params, load_params, write_params
-from conftest import CONVERGED, ROOT, copy_project, run
+from conftest import ROOT, copy_project, measured_metrics, run
 
 MODELS = ["griffinlim_32", "hifigan_v3"]
 CI = ["profile=ci", f"benchmark.models=[{','.join(MODELS)}]", "quantize.models=${quantizable:all}"]
@@ -251,17 +251,8 @@ def test_experiment_queue_runs_a_two_point_sweep_on_two_workers(tmp_path):
 # --- merging the results of two checkouts -----------------------------------------------------
 
 def _metrics(hardware: str, host: str, energy: float, pesq: float, trained_by: str) -> dict:
-    """A benchmark metrics.json as run_model writes it, with chosen numbers."""
-    spread = {"median": energy, "q1": energy * 0.9, "q3": energy * 1.1, "n": 3}
-    return {"family": "test", "params": 10, "size_mb": 0.1, "gflops_per_audio_s": 1.0,
-            "energy_j_per_audio_s": spread, "net_energy_j_per_audio_s": spread,
-            "real_time_factor": {"median": 0.5, "q1": 0.4, "q3": 0.6, "n": 3},
-            "energy_method": {"cpu": "estimate: CPU load x TDP", "gpu": "no GPU seen", "ram": "estimate"},
-            "hardware": hardware, "host": host, "test_utterances": 2, "test_seconds": 4.0,
-            "quality_status": CONVERGED, "sample_rate": 16000,
-            "quality": {"pesq": {"mean": pesq, "ci95": 0.1, "n": 2}},
-            "training": {"objective": "none", "steps": 0, "seconds": 0.0, "energy_kwh": 0.0, "trained_by": trained_by,
-                         "hardware": None}}
+    return measured_metrics("test", energy, pesq, trained_by=trained_by, q1=energy * 0.9, q3=energy * 1.1,
+                            hardware=hardware, host=host).as_dict()
 
 
 def _checkout(path: Path, params: list[str], results: dict[str, dict]) -> Path:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -15,7 +16,7 @@ from PIL import Image
 
 from audiofootprint import site
 from chromium import find_chromium, load_page
-from conftest import BENCHMARK_MODELS, run
+from conftest import BENCHMARK_MODELS, measured_metrics, run
 
 METHOD = {"cpu": "estimate: CPU load x TDP (8 W TDP for Test CPU)", "gpu": "no GPU seen",
           "ram": "estimate: codecarbon RAM power model (process mode)"}
@@ -61,18 +62,17 @@ def tree(tmp_path) -> Path:
     (tmp_path / "reports/vocoders").mkdir(parents=True)
     (tmp_path / "reports/survey.html").write_text("<html><body>survey</body></html>")
     (tmp_path / "reports/vocoders/alpha.html").write_text("<html><body>alpha</body></html>")
-    write_json(tmp_path / "results/benchmark/alpha/metrics.json", {
-        "family": "HiFi-GAN", "hardware": "Test CPU", "energy_method": METHOD,
-        "energy_j_per_audio_s": {"median": 1.5, "q1": 1.25, "q3": 1.75, "n": 5},
-        "real_time_factor": {"median": 0.25, "q1": 0.2, "q3": 0.3, "n": 20},
-        "quality": {"pesq": {"mean": 2.5, "ci95": 0.25, "n": 4}, "stoi": {"mean": 0.9, "ci95": 0.01, "n": 4}}})
+    replace(measured_metrics("HiFi-GAN", 1.5, 2.5, q1=1.25, q3=1.75, hardware="Test CPU"), energy_method=METHOD,
+            real_time_factor={"median": 0.25, "q1": 0.2, "q3": 0.3, "n": 20},
+            quality={"pesq": {"mean": 2.5, "ci95": 0.25, "n": 4}, "stoi": {"mean": 0.9, "ci95": 0.01, "n": 4}},
+            ).write(tmp_path / "results/benchmark/alpha/metrics.json")
     audio = tmp_path / "results/benchmark/alpha/audio"
     write_wav(audio / "a_first.synthesis.wav")  # no recording beside it: not offered
     write_wav(audio / "b_second.synthesis.wav")
     write_wav(audio / "b_second.recording.wav")
     write_json(tmp_path / "results/benchmark/beta/metrics.json", {
         "status": "failed", "family": "MelGAN", "failed_stage": "benchmark", "reason": "benchmark@beta failed",
-        "error_type": "RuntimeError", "message": "out of memory"})
+        "error_type": "RuntimeError", "message": "out of memory", "training": {"trained_by": "beta"}})
     write_csv(tmp_path / "results/benchmark_summary/models.csv", [
         {"model": "alpha", "status": "ok", "reason": "", "pareto_inference": "True",
          "pareto_inference_survives_spread": "True", "pareto_training": "False", "rank_by_efficiency": "1"},
@@ -148,7 +148,7 @@ def test_models_are_read_from_metrics_and_summary(tree):
 
 def test_page_shows_numbers_failures_and_missing_studies(tree):
     page = Page(build(tree))
-    assert page.row("alpha") == ["alpha", "HiFi-GAN", "ok", "2.500 ± 0.25", "1.5 [1.25–1.75]", "0.25",
+    assert page.row("alpha") == ["alpha", "HiFi-GAN", "ok: training-free", "2.500 ± 0.25", "1.5 [1.25–1.75]", "0.25",
                                  "inference (holds within the spread)", "1"]
     assert page.row("beta") == ["beta", "MelGAN", "failed", "benchmark@beta failed (RuntimeError: out of memory)"]
     assert page.classes["beta"] == "failed"
@@ -213,7 +213,7 @@ def test_writing_is_atomic_and_stable(tree):
     assert build(tree) == first  # no timestamp: an unchanged tree gives the same bytes
     assert sorted(p.name for p in (tree / "reports").iterdir()) == ["index.html", "survey.html", "vocoders"]
     write_json(tree / "results/benchmark/alpha/metrics.json", {"family": "HiFi-GAN"})  # a truncated run
-    with pytest.raises(KeyError, match=r"results/benchmark/alpha/metrics.json has no key 'energy_j_per_audio_s'"):
+    with pytest.raises(ValueError, match=r"results/benchmark/alpha/metrics.json has no field 'status'"):
         build(tree)
     assert (tree / "reports/index.html").read_text() == first
 
@@ -232,7 +232,7 @@ def test_failure_is_read_from_the_model_before_the_summary_runs(tree):
     (tree / "results/benchmark_summary/metrics.json").unlink()
     page = Page(build(tree))
     assert page.row("beta") == ["beta", "MelGAN", "failed", "benchmark@beta failed"]
-    assert page.row("alpha")[:3] == ["alpha", "HiFi-GAN", "ok"] and page.row("alpha")[6:] == ["–", "–"]
+    assert page.row("alpha")[:3] == ["alpha", "HiFi-GAN", "ok: training-free"] and page.row("alpha")[6:] == ["–", "–"]
     assert "Not run: results/benchmark_summary/metrics.json does not exist" in page.sections["benchmark"]
 
 

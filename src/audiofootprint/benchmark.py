@@ -22,11 +22,12 @@ import pandas as pd
 
 from audiofootprint import atomic, evaluate, failures, quality, runtime
 from audiofootprint.paths import BENCHMARK_DIR, CORPUS_DIR, MODELS_DIR, RECORDINGS_DIR
+from audiofootprint.records import OK, ModelMetrics
 from audiofootprint.vocoders import zoo
 from audiofootprint.vocoders.weights import CheckpointError
 
 
-def run_model(root: str | Path, name: str, params: dict, progress: bool = True) -> dict:
+def run_model(root: str | Path, name: str, params: dict, progress: bool = True) -> ModelMetrics:
     """Benchmark one model: quality on the test set, then the harness on one test utterance."""
     root = Path(root)
     profile, bench = params["profile"], params["benchmark"]
@@ -53,28 +54,21 @@ def run_model(root: str | Path, name: str, params: dict, progress: bool = True) 
     for key in ("weights", "published_training"):
         if key in record:
             training[key] = record[key]
-    headline = evaluate.cost_summary(cost)
-    metrics = {
-        "family": entry.family,
-        "params": cost["params"],
-        "size_mb": round(cost["size_bytes"] / 1e6, 3),
-        "gflops_per_audio_s": round(cost["flops_per_audio_s"] / 1e9, 4),
-        **{key: headline[key] for key in ("energy_j_per_audio_s", "net_energy_j_per_audio_s", "real_time_factor",
-                                          "energy_method", "hardware")},
-        "host": socket.gethostname(),  # results of several machines merge (audiofootprint merge): each keeps its own
-        "quality_status": status,
-        "sample_rate": int(model.mel.sample_rate),
-        "scored_at": f"{sample_rate} Hz (the corpus' rate; PESQ and DNSMOS resample to 16 kHz, STOI to 10 kHz)",
-        "test_utterances": len(table),
-        "test_seconds": round(float(table["seconds"].sum()), 3),
-        "quality": evaluate.quality_summary(table),
-        "training": training,
-    }
-    atomic.write_json(out / "metrics.json", metrics)
+    metrics = ModelMetrics(
+        status=OK, family=entry.family, training=training,
+        params=cost["params"], size_mb=round(cost["size_bytes"] / 1e6, 3),
+        gflops_per_audio_s=round(cost["flops_per_audio_s"] / 1e9, 4),
+        **evaluate.cost_summary(cost),
+        host=socket.gethostname(),  # results of several machines merge (audiofootprint merge): each keeps its own
+        quality_status=status, sample_rate=int(model.mel.sample_rate),
+        scored_at=f"{sample_rate} Hz (the corpus' rate; PESQ and DNSMOS resample to 16 kHz, STOI to 10 kHz)",
+        test_utterances=len(table), test_seconds=round(float(table["seconds"].sum()), 3),
+        quality=evaluate.quality_summary(table))
+    metrics.write(out / "metrics.json")
     return metrics
 
 
-def benchmark_model(root: str | Path, name: str, params: dict, progress: bool = True) -> dict:
+def benchmark_model(root: str | Path, name: str, params: dict, progress: bool = True) -> ModelMetrics:
     """Stage ``benchmark@NAME``: :func:`run_model`, or the record of a failure that lets the pipeline go on.
 
     A model whose training failed, or whose benchmark raises, gets ``status: failed`` outputs
@@ -90,13 +84,13 @@ def benchmark_model(root: str | Path, name: str, params: dict, progress: bool = 
     family = zoo.load_zoo(root)[name].family
     out = root / BENCHMARK_DIR / name
     if failures.failed(record):
-        return failures.benchmark_failure(out, name, family, trained_by, record)
+        return ModelMetrics(**failures.benchmark_failure(out, name, family, trained_by, record))
     try:
         return run_model(root, name, params, progress)
     except (zoo.ConfigError, CheckpointError):  # the user's configuration or file: stop and say what is wrong
         raise
     except Exception as error:  # synthesis, scoring or measurement: recorded, the others go on
-        return failures.benchmark_failure(out, name, family, trained_by, record, error)
+        return ModelMetrics(**failures.benchmark_failure(out, name, family, trained_by, record, error))
 
 
 def score_recordings(root: str | Path, params: dict) -> dict:

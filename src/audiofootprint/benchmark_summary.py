@@ -13,10 +13,11 @@ import pandas as pd
 from audiofootprint import atomic, failures, quality
 from audiofootprint.pareto import front_survives_spread, pareto_mask
 from audiofootprint.paths import BENCHMARK_DIR, BENCHMARK_SUMMARY_DIR, CARBON_ESTIMATES, RECORDINGS_DIR
+from audiofootprint.records import ModelMetrics
 
 
 def model_table(root: str | Path, params: dict) -> pd.DataFrame:
-    """One row per benchmarked model, from each model's metrics.json."""
+    """One row per benchmarked model, from each model's metrics.json (:class:`~audiofootprint.records.ModelMetrics`)."""
     root = Path(root)
     rows = []
     for name in params["benchmark"]["models"]:
@@ -25,35 +26,7 @@ def model_table(root: str | Path, params: dict) -> pd.DataFrame:
             rows.append({"model": name, "status": failures.FAILED, "failed_stage": "benchmark",
                          "reason": f"{path} missing: run `dvc repro benchmark@{name}`"})
             continue
-        m = json.loads(path.read_text())
-        if failures.failed(m):
-            rows.append(failures.table_row(name, m))
-            continue
-        status = m["quality_status"]
-        row = {"model": name, "status": "ok", "family": m["family"], "params": m["params"], "size_mb": m["size_mb"],
-               "quality_kind": status["kind"], "converged": bool(status["converged"]),
-               "quality_label": status.get("label", status["kind"]), "recipe_steps": status.get("recipe_steps"),
-               "sample_rate": m["sample_rate"], "test_utterances": m["test_utterances"],
-               "gflops_per_audio_s": m["gflops_per_audio_s"],
-               "energy_j_per_audio_s": m["energy_j_per_audio_s"]["median"],
-               "energy_q1": m["energy_j_per_audio_s"]["q1"], "energy_q3": m["energy_j_per_audio_s"]["q3"],
-               "net_energy_j_per_audio_s": m["net_energy_j_per_audio_s"]["median"],
-               "real_time_factor": m["real_time_factor"]["median"],
-               "training_energy_kwh": m["training"].get("energy_kwh", 0.0) or 0.0,
-               "training_energy_method": ("measured here" if m["training"].get("objective") not in ("none", "pretrained")
-                                          else "none (no learned weights)"),
-               "training_steps": m["training"].get("steps", 0) or 0,
-               "training_seconds": m["training"].get("seconds", 0.0) or 0.0,
-               "trained_by": m["training"]["trained_by"], "hardware": m["hardware"], "host": m.get("host"),
-               "training_hardware": m["training"].get("hardware"), "energy_method_cpu": m["energy_method"]["cpu"]}
-        published = m["training"].get("published_training")
-        if published:
-            row.update({"published_training_run": published["run"],
-                        "published_training_note": published.get("note")})
-        for metric, stats in m["quality"].items():
-            row[metric] = stats["mean"]
-            row[f"{metric}_ci95"] = stats["ci95"]
-        rows.append(row)
+        rows.append(ModelMetrics.read(path).table_row(name))
     return pd.DataFrame(rows)
 
 

@@ -25,8 +25,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from audiofootprint import failures
 from audiofootprint import params as params_module
 from audiofootprint.paths import BENCHMARK_DIR, BENCHMARK_SUMMARY_DIR, MODELS_DIR
+from audiofootprint.records import ModelMetrics
+from audiofootprint.energy.harness import J_PER_KWH
 from audiofootprint.energy.tracker import method_kind, overall_method
 
 #: Relative tolerance when checking that two copies of one recorded number agree.
@@ -34,13 +37,8 @@ SAME_NUMBER_RTOL = 1e-6
 #: Relative tolerance when checking CO2e / energy against the grid intensity codecarbon tabulates.
 INTENSITY_RTOL = 1e-3
 #: Unit conversions.
-J_PER_KWH = 3.6e6
 G_PER_KG = 1000
 BYTES_PER_MB = 1e6
-#: Keys a failed record may use to say why (error type first).
-FAILURE_KEYS = ("error_type", "reason", "error", "message")
-
-
 def _read_json(path: Path, how_to_make: str) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {how_to_make}")
@@ -48,11 +46,6 @@ def _read_json(path: Path, how_to_make: str) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error}): {how_to_make} again") from error
-
-
-def _failure_reason(record: dict) -> str:
-    parts = [str(record[key]) for key in FAILURE_KEYS if record.get(key)]
-    return ": ".join(parts) if parts else "no reason recorded"
 
 
 def _spread(stats: dict) -> dict:
@@ -72,11 +65,11 @@ def build_card(root: str | Path, name: str) -> dict:
                        + f". Benchmarked models: {', '.join(models)}")
     stage = f"run `dvc repro benchmark@{name}`"
     metrics_path = root / BENCHMARK_DIR / name / "metrics.json"
-    metrics = _read_json(metrics_path, stage)
+    metrics = ModelMetrics.read(metrics_path)
     trained_by = (models[name] or {}).get("trained_by", name)
-    card = {"model": name, "status": metrics.get("status", "ok"), "family": metrics.get("family"),
+    card = {"model": name, "status": metrics.status, "family": metrics.family,
             "profile": params["profile"]["name"], "sources": [str(metrics_path.relative_to(root))], "notes": []}
-    if card["status"] != "ok":
+    if not metrics.ok:
         card["failure"] = _failure(root, metrics, trained_by, card)
         return card
 
@@ -85,22 +78,22 @@ def build_card(root: str | Path, name: str) -> dict:
     card["sources"].append(str(measurement_path.relative_to(root)))
     m = measurement["measurement"]
     card["static"] = {
-        "params": metrics["params"], "size_mb": metrics["size_mb"],
-        "gflops_per_audio_s": metrics["gflops_per_audio_s"], "flops_method": measurement["flops_method"],
+        "params": metrics.params, "size_mb": metrics.size_mb,
+        "gflops_per_audio_s": metrics.gflops_per_audio_s, "flops_method": measurement["flops_method"],
         "flops_lower_bound": "lower bound" in measurement["flops_method"],
         "peak_memory_mb": measurement["peak_memory"]["bytes"] / BYTES_PER_MB,
         "peak_memory_method": measurement["peak_memory"]["method"],
     }
     card["inference"] = {
-        "energy_j_per_audio_s": _spread(metrics["energy_j_per_audio_s"]),
-        "net_energy_j_per_audio_s": _spread(metrics["net_energy_j_per_audio_s"]),
-        "real_time_factor": _spread(metrics["real_time_factor"]),
+        "energy_j_per_audio_s": _spread(metrics.energy_j_per_audio_s),
+        "net_energy_j_per_audio_s": _spread(metrics.net_energy_j_per_audio_s),
+        "real_time_factor": _spread(metrics.real_time_factor),
         "windows": len(m["windows"]), "calls": sum(w["calls"] for w in m["windows"]),
         "idle_windows": len(m["idle"]), "warmup_calls": m["settings"]["warmup"],
         "min_window_s": m["settings"]["min_window_s"], "audio_seconds_per_call": m["audio_seconds"],
         "input": measurement.get("input"),
     }
-    methods = metrics["energy_method"]
+    methods = metrics.energy_method
     card["method"] = {"label": overall_method(methods),
                       "parts": {part: {"method": label, "kind": method_kind(label)} for part, label in methods.items()}}
     hw = m["hardware"]
@@ -110,32 +103,32 @@ def build_card(root: str | Path, name: str) -> dict:
                         "codecarbon_version": hw["codecarbon_version"], "tracking_mode": hw["tracking_mode"]}
     card["training"] = _training(root, metrics, trained_by, params, card)
     axis, direction, summary = _summary_axis(root, params, card)
-    if axis not in metrics["quality"]:
+    if axis not in metrics.quality:
         raise KeyError(f"{metrics_path} has no quality metric {axis!r} (the quality axis): it has "
-                       f"{', '.join(metrics['quality'])}; {stage} with benchmark.metrics including it")
+                       f"{', '.join(metrics.quality)}; {stage} with benchmark.metrics including it")
     from audiofootprint import quality
 
     card["quality"] = {"axis": axis, "name": quality.METRICS[axis]["name"], "unit": quality.METRICS[axis]["unit"],
-                       "direction": direction, **metrics["quality"][axis], "all": metrics["quality"],
-                       "test_utterances": metrics.get("test_utterances"), "test_seconds": metrics.get("test_seconds")}
+                       "direction": direction, **metrics.quality[axis], "all": metrics.quality,
+                       "test_utterances": metrics.test_utterances, "test_seconds": metrics.test_seconds}
     card["pareto"] = _pareto(root, name, metrics, axis, direction, summary, card)
     return card
 
 
-def _failure(root: Path, metrics: dict, trained_by: str, card: dict) -> dict:
+def _failure(root: Path, metrics: ModelMetrics, trained_by: str, card: dict) -> dict:
     """What a failed model's records say: its status, the reason, and the training's own record."""
-    failure = {"status": metrics["status"], "reason": _failure_reason(metrics), "training": None}
+    failure = {"status": metrics.status, "reason": failures.reason(metrics.as_dict()), "training": None}
     path = root / MODELS_DIR / trained_by / "training.json"
     if path.is_file():
         record = json.loads(path.read_text(encoding="utf-8"))
         card["sources"].append(str(path.relative_to(root)))
-        failure["training"] = {"status": record.get("status", "ok"), "reason": _failure_reason(record),
+        failure["training"] = {"status": record.get("status", "ok"), "reason": failures.reason(record),
                                **{key: record[key] for key in ("steps", "seconds", "energy_kwh", "co2e_kg")
                                   if key in record}}
     return failure
 
 
-def _training(root: Path, metrics: dict, trained_by: str, params: dict, card: dict) -> dict:
+def _training(root: Path, metrics: ModelMetrics, trained_by: str, params: dict, card: dict) -> dict:
     """Training energy and CO2e with the assumptions behind them (grid intensity, PUE, budget)."""
     from audiofootprint.carbon import intensity_for
 
@@ -144,7 +137,7 @@ def _training(root: Path, metrics: dict, trained_by: str, params: dict, card: di
         record = json.loads(path.read_text(encoding="utf-8"))
         card["sources"].append(str(path.relative_to(root)))
     else:
-        record = dict(metrics["training"])
+        record = dict(metrics.training)
         card["notes"].append(f"{path} not found (run `dvc repro train@{trained_by}`): training figures are "
                              f"the copy in metrics.json, without their method and location")
     training = {"trained_by": trained_by, "shared": trained_by != card["model"],
@@ -160,7 +153,7 @@ def _training(root: Path, metrics: dict, trained_by: str, params: dict, card: di
     training["method"] = ({"label": overall_method(methods), "parts": methods} if methods
                           else {"label": "not recorded", "parts": {}})
     for key in ("energy_kwh", "co2e_kg"):
-        copied = metrics["training"].get(key)
+        copied = metrics.training.get(key)
         if copied is not None and training[key] is not None and not math.isclose(
                 copied, training[key], rel_tol=SAME_NUMBER_RTOL, abs_tol=0.0):
             card["notes"].append(f"training {key} in metrics.json ({copied:.6g}) differs from {path} "
@@ -203,7 +196,7 @@ def _summary_axis(root: Path, params: dict, card: dict) -> tuple[str, str, dict 
     return axis, quality.METRICS[axis]["direction"], summary
 
 
-def _pareto(root: Path, name: str, metrics: dict, axis: str, direction: str, summary: dict | None,
+def _pareto(root: Path, name: str, metrics: ModelMetrics, axis: str, direction: str, summary: dict | None,
             card: dict) -> dict:
     """Where the model sits against the front of quality vs inference energy, and its efficiency rank."""
     from audiofootprint.pareto import dominated_by
@@ -228,9 +221,9 @@ def _pareto(root: Path, name: str, metrics: dict, axis: str, direction: str, sum
                                            "no quality front and not ranked by efficiency (its costs stand)"}
     if headline is not None:
         ok = ok.loc[[model for model in headline if model in ok.index]]
-    stale = not (math.isclose(row["energy_j_per_audio_s"], metrics["energy_j_per_audio_s"]["median"],
+    stale = not (math.isclose(row["energy_j_per_audio_s"], metrics.energy_j_per_audio_s["median"],
                               rel_tol=SAME_NUMBER_RTOL)
-                 and math.isclose(row[axis], metrics["quality"][axis]["mean"], rel_tol=SAME_NUMBER_RTOL))
+                 and math.isclose(row[axis], metrics.quality[axis]["mean"], rel_tol=SAME_NUMBER_RTOL))
     if stale:
         card["notes"].append(f"{path} was made from older results of {name}: {redo}")
     objectives = {"energy_j_per_audio_s": "min", axis: direction}

@@ -86,7 +86,8 @@ def _cmd_carbon(args: argparse.Namespace) -> int:
 
 
 def _zoo_rows(root: str) -> list[dict]:
-    from audiofootprint.energy.static import parameter_count, serialized_bytes
+    from audiofootprint.energy.static import serialized_bytes
+    from audiofootprint.vocoders.base import parameter_count
     from audiofootprint.vocoders import zoo
 
     rows = []
@@ -214,6 +215,7 @@ def _cmd_corpus(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from audiofootprint import params
+    from audiofootprint.energy.harness import J_PER_KWH
     from audiofootprint.training.stage import train_model
 
     params.check_params(args.root)
@@ -221,7 +223,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if record.get("status") == "failed":  # recorded and told on stderr: the pipeline goes on
         return 0
     print(f"trained {args.vocoder}: {record.get('steps', 0)} steps, {record.get('seconds', 0):.1f} s, "
-          f"{record.get('energy_kwh', 0) * 3.6e6:.1f} J ({record.get('objective')})")
+          f"{record.get('energy_kwh', 0) * J_PER_KWH:.1f} J ({record.get('objective')})")
     return 0
 
 
@@ -259,11 +261,11 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         raise KeyError(f"{args.vocoder!r} is not in benchmark.models of params.yaml "
                        f"({', '.join(loaded['benchmark']['models'])})")
     metrics = benchmark_model(args.root, args.vocoder, loaded)
-    if metrics.get("status") == "failed":  # recorded and told on stderr: the pipeline goes on
+    if not metrics.ok:  # recorded and told on stderr: the pipeline goes on
         return 0
-    print(f"{args.vocoder}: {metrics['energy_j_per_audio_s']['median']:.3g} J per audio second, "
-          f"RTF {metrics['real_time_factor']['median']:.3g}, "
-          + ", ".join(f"{k} {v['mean']:.3f}" for k, v in metrics["quality"].items()))
+    print(f"{args.vocoder}: {metrics.energy_j_per_audio_s['median']:.3g} J per audio second, "
+          f"RTF {metrics.real_time_factor['median']:.3g}, "
+          + ", ".join(f"{k} {v['mean']:.3f}" for k, v in metrics.quality.items()))
     return 0
 
 
@@ -315,10 +317,11 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_model_report(args: argparse.Namespace) -> int:
-    from audiofootprint import params, report
+    from audiofootprint import params
+    from audiofootprint.model_report import render_model_report
 
     params.check_params(args.root)
-    executed = report.render_model_report(args.root, args.vocoder)
+    executed = render_model_report(args.root, args.vocoder)
     print(f"rendered {executed.relative_to(Path(args.root).resolve())}")
     return 0
 

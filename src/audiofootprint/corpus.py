@@ -601,7 +601,8 @@ def iter_utterances(out_dir: str | Path, split: str | None = None) -> Iterator[t
         yield row.id, torch.from_numpy(data), int(rate)
 
 
-def _seed_for(*values: int) -> int:
+def seed_for(*values: int) -> int:
+    """A non-negative 63-bit seed derived from integers, the same on every run and platform."""
     return int(np.random.SeedSequence([int(v) for v in values]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
@@ -648,7 +649,7 @@ class SegmentDataset(torch.utils.data.Dataset):
         room = self.lengths[index] - self.segment_samples
         if room <= 0:
             return 0
-        generator = torch.Generator().manual_seed(_seed_for(self.seed, self.epoch, index))
+        generator = torch.Generator().manual_seed(seed_for(self.seed, self.epoch, index))
         return int(torch.randint(0, room + 1, (1,), generator=generator))
 
     def __getitem__(self, index: int) -> torch.Tensor:
@@ -674,7 +675,7 @@ def random_segments(out_dir: str | Path, split: str, segment_samples: int, count
     """``[count, segment_samples]`` crops of utterances of ``split`` drawn with replacement
     (utterance and offset from a generator seeded by ``seed``)."""
     dataset = SegmentDataset(out_dir, split, segment_samples, seed=seed)
-    generator = torch.Generator().manual_seed(_seed_for(seed, _PICK_STREAM))
+    generator = torch.Generator().manual_seed(seed_for(seed, _PICK_STREAM))
     picks = torch.randint(0, len(dataset), (int(count),), generator=generator).tolist()
     out = torch.zeros(int(count), dataset.segment_samples)
     for row, index in enumerate(picks):

@@ -50,7 +50,6 @@ each vocoder's default settings are its official ones (e.g. DiffWave 20 Hz to 11
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 
 import torch
@@ -215,61 +214,18 @@ def mel_spectrogram(wave: torch.Tensor, mel: MelSettings, convention: str) -> to
 # Which convention a vocoder takes
 # ---------------------------------------------------------------------------
 
-#: Vocoder classes of the zoo (by class name, so that importing this module does not
-#: import every model) and the convention their official training used.
-CLASS_CONVENTIONS: dict[str, str] = {
-    "HiFiGAN": "hifigan",
-    "BigVGAN": "hifigan",
-    "UnivNet": "hifigan",
-    "WaveGlow": "hifigan",
-    "WaveRNNVocoder": "hifigan",
-    "GriffinLimVocoder": "hifigan",
-    "MelGAN": "melgan",
-    "MultiBandMelGAN": "log10",
-    "ParallelWaveGAN": "log10",
-    "DiffWave": "diffwave",
-    "Vocos": "vocos",
-}
-
-
-def _parse_description(text: str) -> str | None:
-    """The convention a free-text ``feature_convention`` describes, or None."""
-    t = text.strip().lower().replace(" ", "")
-    if t in CONVENTIONS:
-        return t
-    if re.match(r"^\(?20\*log10", t):
-        return "diffwave"
-    if t.startswith("log10"):
-        return "melgan" if "1e-5" in t else "log10"
-    if t.startswith(("ln(", "log(")):
-        return "vocos" if "1e-7" in t else "hifigan"
-    return None
-
 
 def convention_of(model) -> str:
-    """The feature convention (a key of :data:`CONVENTIONS`) of a vocoder instance or class.
-
-    Looked up, in order: a ``feature_convention`` attribute that is a convention name; the
-    class (or a base class) in :data:`CLASS_CONVENTIONS`; a ``feature_convention``
-    description such as ``"ln(clamp(mel_magnitude, 1e-5)), ..."``. Anything else raises
-    :class:`UnknownConventionError`.
-    """
+    """The feature convention (a key of :data:`CONVENTIONS`) a vocoder instance or class declares
+    with its ``feature_convention`` attribute; anything else raises :class:`UnknownConventionError`."""
     cls = model if isinstance(model, type) else type(model)
-    attr = getattr(model, "feature_convention", None)
-    if isinstance(attr, str) and attr in CONVENTIONS:
-        return attr
-    for klass in cls.__mro__:
-        if klass.__name__ in CLASS_CONVENTIONS:
-            return CLASS_CONVENTIONS[klass.__name__]
-    if isinstance(attr, str):
-        parsed = _parse_description(attr)
-        if parsed is not None:
-            return parsed
-    described = f" (feature_convention={attr!r})" if attr is not None else ""
+    declared = getattr(model, "feature_convention", None)
+    if isinstance(declared, str) and declared in CONVENTIONS:
+        return declared
+    described = f" (feature_convention={declared!r})" if declared is not None else ""
     raise UnknownConventionError(
         f"no feature convention known for {cls.__module__}.{cls.__qualname__}{described}; set its "
-        f"class attribute feature_convention to one of {', '.join(repr(n) for n in CONVENTIONS)} "
-        "or add the class to audiofootprint.features.CLASS_CONVENTIONS"
+        f"class attribute feature_convention to one of {', '.join(repr(n) for n in CONVENTIONS)}"
     )
 
 

@@ -83,7 +83,7 @@ def run_job(root: str | Path, task: str, model: str, scheme: str | None = None) 
 
         benchmark_model(root, model, params)
     elif task == "model_report":
-        from audiofootprint.report import render_model_report
+        from audiofootprint.model_report import render_model_report
 
         render_model_report(root, model)
     else:

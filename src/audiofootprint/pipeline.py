@@ -45,6 +45,8 @@ def _src(*parts: str) -> tuple[str, ...]:
 #: through the stage's ${item.code} dependency, which may lie outside the package.
 _EVALUATION = ("atomic.py", "corpus.py", "data.py", "energy", "evaluate.py", "failures.py", "features.py",
                "paths.py", "quality.py", "runtime.py", "vocoders")
+#: The benchmark stage's own code besides evaluation: its module and its record.
+_BENCHMARK = ("benchmark.py", "records.py")
 #: Params of a stage that measures energy: the harness' windows, the threads it runs on, the tracker.
 _MEASURING = ("profile.measure", "profile.torch_threads", "profile.seed", "profile.device", "energy")
 #: Every rendered notebook runs through report.py.
@@ -62,15 +64,16 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           _src("training", "vocoders", "energy", "atomic.py", "corpus.py", "data.py", "failures.py", "features.py",
                "paths.py", "pipeline.py", "quality.py", "runtime.py"),
           ("profile.train", "profile.seed", "profile.device", "profile.torch_threads", "energy"), per="model"),
-    Stage("recordings", ("audiofootprint.benchmark",), _src("benchmark.py", *_EVALUATION),
+    Stage("recordings", ("audiofootprint.benchmark",), _src(*_BENCHMARK, *_EVALUATION),
           ("benchmark.metrics", "profile.benchmark")),
-    Stage("benchmark", ("audiofootprint.benchmark",), _src("benchmark.py", *_EVALUATION),
+    Stage("benchmark", ("audiofootprint.benchmark",), _src(*_BENCHMARK, *_EVALUATION),
           ("benchmark.metrics", "profile.benchmark", *_MEASURING), per="model"),
-    Stage("model_report", ("notebooks/vocoder.py", "notebooks/vocoder_failed.py", "audiofootprint.report"),
-          _src(*_REPORT, "features.py", "quality.py", "vocoders"), per="model"),
+    Stage("model_report", ("notebooks/vocoder.py", "notebooks/vocoder_failed.py", "audiofootprint.model_report"),
+          _src(*_REPORT, "model_report.py", "records.py", "failures.py", "features.py", "quality.py", "vocoders"),
+          per="model"),
     Stage("benchmark_summary", ("audiofootprint.benchmark_summary",),
           _src("benchmark_summary.py", "atomic.py", "carbon.py", "data.py", "failures.py", "pareto.py", "paths.py",
-               "quality.py", "survey.py"), ("benchmark", "carbon.published_mos")),
+               "quality.py", "records.py", "survey.py"), ("benchmark", "carbon.published_mos")),
     Stage("benchmark_report", ("notebooks/benchmark.py", "audiofootprint.report"), _src(*_REPORT, "quality.py")),
     Stage("quantize", ("audiofootprint.quantization.study",),
           _src("quantization/__init__.py", "quantization/schemes.py", "quantization/study.py", *_EVALUATION),
@@ -81,7 +84,8 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
                "quality.py"), ("quantize", "benchmark.quality_axis")),
     Stage("quantize_report", ("notebooks/quantize.py", "audiofootprint.report"),
           _src(*_REPORT, "quantization/__init__.py", "quantization/devices.py", "data.py", "quality.py")),
-    Stage("site", ("audiofootprint.site",), _src("site.py", "paths.py", "atomic.py", "energy"),
+    Stage("site", ("audiofootprint.site",),
+          _src("site.py", "paths.py", "atomic.py", "energy", "records.py", "failures.py"),
           ("benchmark.models", "benchmark.quality_axis")),
 )}
 

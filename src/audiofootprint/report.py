@@ -6,7 +6,6 @@ runs again writes identical files.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import jupytext
@@ -15,7 +14,7 @@ import papermill
 from nbconvert import HTMLExporter
 
 from audiofootprint import atomic
-from audiofootprint.paths import BENCHMARK_DIR, MODEL_REPORTS_DIR, NOTEBOOKS_DIR, REPORTS_DIR, STUDY_NOTEBOOKS
+from audiofootprint.paths import NOTEBOOKS_DIR, REPORTS_DIR, STUDY_NOTEBOOKS
 
 KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
@@ -65,15 +64,3 @@ def render_study(root: str | Path, name: str) -> Path:
     root = Path(root).resolve()
     return render_notebook(root / NOTEBOOKS_DIR / f"{name}.py", root / REPORTS_DIR / f"{name}.ipynb",
                            root / REPORTS_DIR / f"{name}.html", parameters={"root": str(root)}, cwd=root)
-
-
-def render_model_report(root: str | Path, model: str) -> Path:
-    """Stage ``model_report@MODEL``: the per-model notebook (or, for a failed model, the notebook
-    that says why it failed) into reports/vocoders/MODEL.ipynb and .html."""
-    root = Path(root).resolve()
-    metrics = root / BENCHMARK_DIR / model / "metrics.json"
-    failed = metrics.is_file() and json.loads(metrics.read_text()).get("status") == "failed"
-    notebook = "vocoder_failed.py" if failed else "vocoder.py"
-    return render_notebook(root / NOTEBOOKS_DIR / notebook, root / MODEL_REPORTS_DIR / f"{model}.ipynb",
-                           root / MODEL_REPORTS_DIR / f"{model}.html",
-                           parameters={"root": str(root), "model": model}, cwd=root)

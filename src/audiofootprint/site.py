@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from audiofootprint import atomic
 from audiofootprint.energy.tracker import method_kind
+from audiofootprint.records import ModelMetrics
 from audiofootprint.paths import (BENCHMARK_DIR, BENCHMARK_SUMMARY_DIR, CARBON_DIR, MODEL_REPORTS_DIR, MODELS_CSV,
                                   QUANTIZE_SUMMARY_DIR, REPORTS_DIR, SITE, SURVEY_DIR, VARIANTS_CSV)
 CARBON_METHOD = ("estimate from the hardware and training time each paper reports, under low, central and high "
@@ -199,29 +200,31 @@ def load_models(root: Path, params: dict) -> list[Model]:
     models = []
     for name in need(params, root / "params.yaml", "benchmark", "models"):
         path = root / BENCHMARK_DIR / name / "metrics.json"
-        m = read_json(path) if path.is_file() else {}
+        m = ModelMetrics.read(path) if path.is_file() else None
         row = summary.get(name, {})
-        status = row.get("status") or m.get("status") or ("ok" if m else "not run")
+        status = row.get("status") or (m.status if m else "not run")
         report = root / MODEL_REPORTS_DIR / f"{name}.html"
-        model = Model(name, status, family=m.get("family", ""), reason=row.get("reason") or m.get("reason", ""),
+        own_reason = (m.reason or "") if m else ""
+        model = Model(name, status, family=m.family if m else "", reason=row.get("reason") or own_reason,
                       report=link(root, report.relative_to(root)) if report.is_file() else None,
                       audio=first_clip(root, name))
-        if m and status == "ok":
-            energy = need(m, path, "energy_j_per_audio_s")
-            model.family, model.hardware = need(m, path, "family"), need(m, path, "hardware")
-            model.method = need(m, path, "energy_method")
-            model.quality = (need(m, path, "quality", axis, "mean"), need(m, path, "quality", axis).get("ci95"))
-            model.energy = (need(energy, path, "median"), need(energy, path, "q1"), need(energy, path, "q3"))
-            model.rtf = need(m, path, "real_time_factor", "median")
+        if m and m.ok and status == "ok":
+            if axis not in m.quality:
+                raise KeyError(f"{path} has no quality metric {axis!r} (benchmark.quality_axis): "
+                               f"run `dvc repro benchmark@{name}` with benchmark.metrics including it")
+            model.hardware, model.method = m.hardware, m.energy_method
+            model.quality = (m.quality[axis]["mean"], m.quality[axis].get("ci95"))
+            energy = m.energy_j_per_audio_s
+            model.energy = (energy["median"], energy["q1"], energy["q3"])
+            model.rtf = m.real_time_factor["median"]
             robust = " (holds within the spread)" if row.get("pareto_inference_survives_spread") == "True" else ""
             model.fronts = [label for column, label in (("pareto_inference", f"inference{robust}"),
                                                         ("pareto_training", "training"),
                                                         ("pareto_published_mos", "published MOS"))
                             if row.get(column) == "True"]
             model.rank = row.get("rank_by_efficiency", "")
-            status = m.get("quality_status") or {}
-            model.converged = bool(status.get("converged", True))
-            model.kind = status.get("label") or status.get("kind", "")
+            model.converged = m.converged
+            model.kind = m.quality_status.get("label") or m.quality_status["kind"]
         models.append(model)
     return models
 

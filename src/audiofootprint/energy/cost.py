@@ -6,9 +6,9 @@ import math
 import torch
 
 from audiofootprint.energy.harness import Measurement, MeasureSettings, measure
-from audiofootprint.energy.static import count_flops, parameter_count, peak_memory_bytes, serialized_bytes
+from audiofootprint.energy.static import count_flops, peak_memory_bytes, serialized_bytes
 from audiofootprint.energy.tracker import TrackerSettings
-from audiofootprint.vocoders.base import Vocoder
+from audiofootprint.vocoders.base import Vocoder, parameter_count
 
 
 def synthetic_mel(model: Vocoder, seconds: float, seed: int = 0) -> torch.Tensor:

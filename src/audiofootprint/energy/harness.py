@@ -15,7 +15,8 @@ from typing import Callable
 
 from audiofootprint.energy.tracker import TrackerSettings, hardware_seen, measurement_methods, open_tracker
 
-KWH = 3.6e6  # joules per kWh
+#: Joules per kilowatt-hour: the one conversion between codecarbon's kWh and the joules reported here.
+J_PER_KWH = 3.6e6
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,8 @@ def _window(tracker, name: str, fn: Callable[[], object], settings: MeasureSetti
     _synchronize(device)
     wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
     data = tracker.stop_task(name)
-    return Window(calls=calls, wall_s=wall, cpu_s=cpu, cpu_j=data.cpu_energy * KWH,
-                  gpu_j=data.gpu_energy * KWH, ram_j=data.ram_energy * KWH, co2e_kg=data.emissions), data
+    return Window(calls=calls, wall_s=wall, cpu_s=cpu, cpu_j=data.cpu_energy * J_PER_KWH,
+                  gpu_j=data.gpu_energy * J_PER_KWH, ram_j=data.ram_energy * J_PER_KWH, co2e_kg=data.emissions), data
 
 
 @dataclass
@@ -127,7 +128,7 @@ class Measurement:
             "energy_j_per_audio_s": spread([w.energy_j / w.calls / audio for w in self.windows]),
             "net_energy_j_per_audio_s": spread(
                 [(w.energy_j - idle_total * w.wall_s) / w.calls / audio for w in self.windows]),
-            "energy_kwh_per_audio_s": per_call["energy_j"]["median"] / audio / KWH,
+            "energy_kwh_per_audio_s": per_call["energy_j"]["median"] / audio / J_PER_KWH,
             "real_time_factor": spread([t / audio for t in self.call_times_s]),
             "samples_per_s": spread([self.samples / t for t in self.call_times_s]),
             "idle_power_w": idle,

@@ -10,11 +10,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def parameter_count(model: torch.nn.Module) -> int:
-    """Number of parameters (trainable or not)."""
-    return sum(p.numel() for p in model.parameters())
-
-
 def serialized_bytes(model: torch.nn.Module) -> int:
     """Size of ``torch.save(model.state_dict())``, the checkpoint a user would ship."""
     buffer = io.BytesIO()

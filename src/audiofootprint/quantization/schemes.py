@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from audiofootprint.vocoders.base import Vocoder
+from audiofootprint.vocoders.base import Vocoder, parameter_count
 
 
 class NotApplicable(Exception):
@@ -333,7 +333,7 @@ def _use_x86_engine() -> None:
 
 
 def _weight_share(model: nn.Module, kinds: tuple[type, ...]) -> float:
-    total = sum(p.numel() for p in model.parameters())
+    total = parameter_count(model)
     inside = sum(p.numel() for m in model.modules() if isinstance(m, kinds) for p in m.parameters(recurse=False))
     return inside / total if total else 0.0
 

@@ -7,14 +7,13 @@
 * :mod:`.batches` - training batches as a function of the step (resumable, reproducible).
 * :mod:`.evaluation` - quality of the model under training on a few held-out utterances.
 * :mod:`.loop` - :func:`train`: the budgeted, checkpointed, energy-measured run.
-* :mod:`.speed` - time per training step of a zoo model (to choose budgets).
 
 Importing this package does not import the loop's dependencies (codecarbon, tqdm) until
 :func:`train` is used.
 """
-from audiofootprint.training.config import Budget, SharedTrainingError, trained_entries, training_owner, training_section
+from audiofootprint.training.config import Budget, SharedTrainingError, training_section
 
-__all__ = ["Budget", "SharedTrainingError", "train", "trained_entries", "training_owner", "training_section"]
+__all__ = ["Budget", "SharedTrainingError", "train", "training_section"]
 
 
 def train(*args, **kwargs):

@@ -11,16 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from audiofootprint.corpus import SegmentDataset
+from audiofootprint.corpus import SegmentDataset, seed_for
 
 __all__ = ["BatchStream"]
-
-
-def _seed_for(*values: int) -> int:
-    return int(np.random.SeedSequence([int(v) for v in values]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 #: Keeps the permutation stream apart from the crop offsets (which use (seed, epoch, index)).
@@ -51,7 +46,7 @@ class BatchStream:
 
     def _order(self, epoch: int) -> list[int]:
         if epoch not in self._orders:
-            generator = torch.Generator().manual_seed(_seed_for(self.seed, _ORDER_STREAM, epoch))
+            generator = torch.Generator().manual_seed(seed_for(self.seed, _ORDER_STREAM, epoch))
             self._orders = {epoch: torch.randperm(len(self.dataset), generator=generator).tolist()}
         return self._orders[epoch]
 

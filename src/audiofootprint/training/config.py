@@ -23,8 +23,8 @@ milestones: [budget fractions]}``, ``{type: cosine}`` or ``{type: constant}``.
 
 A configuration that is the same trained network sampled differently (DiffWave with 50 instead
 of 6 reverse steps) says ``training: {shares_training_with: diffwave_6}`` and is never trained
-itself: :func:`training_owner` names the entry whose run it uses, :func:`trained_entries` lists
-the runs a zoo needs.
+itself: :func:`audiofootprint.vocoders.zoo.plan_models` names the entry whose run it uses
+(``trained_by``), and training it raises :class:`SharedTrainingError`.
 """
 from __future__ import annotations
 
@@ -37,8 +37,6 @@ from audiofootprint.vocoders import zoo
 __all__ = [
     "Budget",
     "SharedTrainingError",
-    "trained_entries",
-    "training_owner",
     "training_section",
 ]
 
@@ -51,32 +49,6 @@ def training_section(entry: zoo.ZooEntry) -> dict:
     """The ``training`` section of ``entry``'s file (``{"objective": "none"}`` when absent)."""
     section = zoo.section(entry, "training")
     return section if section else {"objective": "none"}
-
-
-def training_owner(name: str, entries: Mapping[str, zoo.ZooEntry]) -> str:
-    """The entry whose training run ``name`` uses (itself unless ``shares_training_with``)."""
-    seen = [name]
-    while True:
-        shared = training_section(entries[seen[-1]]).get("shares_training_with")
-        if shared is None:
-            return seen[-1]
-        if shared not in entries:
-            raise zoo.ConfigError(f"{entries[seen[-1]].path}: training.shares_training_with names {shared!r}, "
-                                  "not in conf/vocoder/")
-        if shared in seen:
-            raise zoo.ConfigError(f"training.shares_training_with makes a cycle: {' -> '.join(seen + [shared])}")
-        seen.append(shared)
-
-
-def trained_entries(entries: Mapping[str, zoo.ZooEntry]) -> list[str]:
-    """Names of the entries that need a training run of their own (sorted): not sharing another's,
-    and with an objective other than ``none``."""
-    out = []
-    for name, entry in entries.items():
-        section = training_section(entry)
-        if section.get("shares_training_with") is None and section.get("objective", "none") != "none":
-            out.append(name)
-    return sorted(out)
 
 
 @dataclass(frozen=True)

@@ -419,8 +419,9 @@ class BandedSpectrogramDiscriminator(nn.Module):
         return torch.flatten(x, 1, -1), fmap
 
 
-#: (FFT size, hop, window) of UnivNet's MRD (``default_c32.yaml``) and BigVGAN-v1's.
-UNIVNET_RESOLUTIONS: tuple[tuple[int, int, int], ...] = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
+#: (FFT size, hop, window) of Parallel WaveGAN's multi-resolution STFT loss, which Multi-band MelGAN
+#: and UnivNet keep, and of UnivNet's MRD (``default_c32.yaml``) and BigVGAN-v1's.
+STFT_RESOLUTIONS: tuple[tuple[int, int, int], ...] = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
 
 
 class MultiResolutionDiscriminator(nn.Module):
@@ -436,7 +437,7 @@ class MultiResolutionDiscriminator(nn.Module):
         super().__init__()
         self.kind = kind
         if kind == "univnet":
-            resolutions = UNIVNET_RESOLUTIONS if resolutions is None else resolutions
+            resolutions = STFT_RESOLUTIONS if resolutions is None else resolutions
             slope = 0.2 if lrelu_slope is None else lrelu_slope
             self.discriminators = nn.ModuleList(
                 SpectrogramDiscriminator(r, channels, slope) for r in resolutions)
@@ -454,12 +455,12 @@ class MultiResolutionDiscriminator(nn.Module):
     @classmethod
     def univnet(cls, channel_mult: float = 1.0) -> "MultiResolutionDiscriminator":
         """mindslab-ai/univnet: slope 0.2."""
-        return cls("univnet", UNIVNET_RESOLUTIONS, _width(32, channel_mult), 0.2)
+        return cls("univnet", STFT_RESOLUTIONS, _width(32, channel_mult), 0.2)
 
     @classmethod
     def bigvgan(cls, channel_mult: float = 1.0) -> "MultiResolutionDiscriminator":
         """NVIDIA/BigVGAN-v1 (``bigvgan_base_22khz_80band.json``): UnivNet's MRD with slope 0.1."""
-        return cls("univnet", UNIVNET_RESOLUTIONS, _width(32, channel_mult), 0.1)
+        return cls("univnet", STFT_RESOLUTIONS, _width(32, channel_mult), 0.1)
 
     @classmethod
     def vocos(cls, channel_mult: float = 1.0) -> "MultiResolutionDiscriminator":

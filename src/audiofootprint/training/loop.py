@@ -43,6 +43,7 @@ from pathlib import Path
 import torch
 
 from audiofootprint import atomic
+from audiofootprint.energy.harness import J_PER_KWH
 from audiofootprint.energy.tracker import TrackerSettings, hardware_seen, measurement_methods, open_tracker
 from audiofootprint.features import convention_of
 from audiofootprint.training.batches import BatchStream
@@ -58,7 +59,6 @@ CHECKPOINT = "checkpoint.pt"
 GENERATOR = "generator.pt"
 RECORD = "training.json"
 FORMAT = 1
-KWH = 3.6e6  # J per kWh
 _PARTS = ("cpu", "gpu", "ram")
 
 
@@ -103,9 +103,9 @@ class _Energy:
         self.tasks = int(state.get("tasks", 0))
 
     def add(self, data) -> None:
-        self.joules["cpu"] += float(data.cpu_energy) * KWH
-        self.joules["gpu"] += float(data.gpu_energy) * KWH
-        self.joules["ram"] += float(data.ram_energy) * KWH
+        self.joules["cpu"] += float(data.cpu_energy) * J_PER_KWH
+        self.joules["gpu"] += float(data.gpu_energy) * J_PER_KWH
+        self.joules["ram"] += float(data.ram_energy) * J_PER_KWH
         self.co2e_kg += float(data.emissions)
         self.tasks += 1
 
@@ -115,8 +115,8 @@ class _Energy:
 
     def as_dict(self) -> dict:
         out = {f"{part}_j": j for part, j in self.joules.items()}
-        out.update({f"{part}_kwh": j / KWH for part, j in self.joules.items()})
-        out.update(total_j=self.total_j, total_kwh=self.total_j / KWH, co2e_kg=self.co2e_kg, tasks=self.tasks)
+        out.update({f"{part}_kwh": j / J_PER_KWH for part, j in self.joules.items()})
+        out.update(total_j=self.total_j, total_kwh=self.total_j / J_PER_KWH, co2e_kg=self.co2e_kg, tasks=self.tasks)
         return out
 
 
@@ -368,9 +368,9 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
     except Exception as error:
         raise TrainingFailed(error, {
             "objective": objective_name, "steps": step, "seconds": seconds, "energy_j": energy.total_j,
-            "energy_kwh": energy.total_j / KWH, "co2e_kg": energy.co2e_kg, "energy": energy.as_dict(),
+            "energy_kwh": energy.total_j / J_PER_KWH, "co2e_kg": energy.co2e_kg, "energy": energy.as_dict(),
             "evaluation": {"seconds": eval_seconds_spent, "energy": eval_energy.as_dict()},
-            "total_energy_kwh": (energy.total_j + eval_energy.total_j) / KWH, "methods": seen.get("methods", {}),
+            "total_energy_kwh": (energy.total_j + eval_energy.total_j) / J_PER_KWH, "methods": seen.get("methods", {}),
             "hardware": seen.get("hardware", {"os": platform.platform()}), "device": str(device), "seed": int(seed),
             "budget": budget.as_dict(), "resumes": resumes,
             "curve": [{k: v for k, v in point.items() if k != "per_utterance"} for point in history],
@@ -404,12 +404,12 @@ def _record(entry, model, objective, section, budget, stream, eval_set, corpus_d
         "steps_per_second": step / seconds if seconds > 0 else None,
         "stopped_by": stopped,
         "energy_j": energy.total_j,
-        "energy_kwh": energy.total_j / KWH,
+        "energy_kwh": energy.total_j / J_PER_KWH,
         "co2e_kg": energy.co2e_kg,
         "energy": energy.as_dict(),
         "evaluation": {"seconds": eval_seconds, "energy": eval_energy.as_dict(), "split": eval_set.split,
                        "utterances": [utt_id for utt_id, _ in eval_set], "metrics": list(budget.eval_metrics)},
-        "total_energy_kwh": (energy.total_j + eval_energy.total_j) / KWH,
+        "total_energy_kwh": (energy.total_j + eval_energy.total_j) / J_PER_KWH,
         "total_co2e_kg": energy.co2e_kg + eval_energy.co2e_kg,
         "methods": seen.get("methods", {}),
         "hardware": seen.get("hardware", {"os": platform.platform()}),

@@ -69,9 +69,10 @@ from audiofootprint.training.discriminators import (
     MultiPeriodDiscriminator,
     MultiResolutionDiscriminator,
     MultiScaleDiscriminator,
+    STFT_RESOLUTIONS,
     ParallelWaveGANDiscriminator,
 )
-from audiofootprint.vocoders.base import Vocoder
+from audiofootprint.vocoders.base import Vocoder, parameter_count
 
 __all__ = [
     "OBJECTIVES",
@@ -166,7 +167,7 @@ class MultiResolutionSTFTLoss(nn.Module):
     Returns ``(spectral_convergence, log_magnitude)``.
     """
 
-    def __init__(self, resolutions: Iterable[Iterable[int]] = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))):
+    def __init__(self, resolutions: Iterable[Iterable[int]] = STFT_RESOLUTIONS):
         super().__init__()
         self.resolutions = [tuple(int(v) for v in r) for r in resolutions]
         for i, (_, _, win) in enumerate(self.resolutions):
@@ -351,8 +352,7 @@ class Objective:
         return {key: o.optimizer.param_groups[0]["lr"] for key, o in self.optims.items()}
 
     def parameter_counts(self) -> dict[str, int]:
-        return {"generator": sum(p.numel() for p in self.model.parameters()),
-                "discriminators": sum(p.numel() for p in self.discriminators.parameters())}
+        return {"generator": parameter_count(self.model), "discriminators": parameter_count(self.discriminators)}
 
     def state_dict(self) -> dict:
         return {"discriminators": self.discriminators.state_dict(),
@@ -620,7 +620,7 @@ class ParallelWaveGANObjective(_STFTGANFamily):
                           "schedule": {"type": "multistep", "gamma": 0.5, "milestones": [0.5]}},
         "discriminator_start": 0.25,
         "loss": {"adversarial": 4.0,
-                 "stft_resolutions": [[1024, 120, 600], [2048, 240, 1200], [512, 50, 240]]},
+                 "stft_resolutions": [list(r) for r in STFT_RESOLUTIONS]},
     }
 
     def build_discriminator(self):
@@ -642,7 +642,7 @@ class MultiBandMelGANObjective(_STFTGANFamily):
                                        "milestones": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}},
         "discriminator_start": 0.2,
         "loss": {"adversarial": 2.5,
-                 "stft_resolutions": [[1024, 120, 600], [2048, 240, 1200], [512, 50, 240]],
+                 "stft_resolutions": [list(r) for r in STFT_RESOLUTIONS],
                  "subband_stft_resolutions": [[384, 30, 150], [683, 60, 300], [171, 10, 60]]},
     }
 
@@ -676,7 +676,7 @@ class UnivNetObjective(Objective):
     DEFAULTS = {
         "generator": {"optimizer": "adamw", "lr": 1e-4, "betas": [0.5, 0.9], "weight_decay": 0.01},
         "discriminator": {"optimizer": "adamw", "lr": 1e-4, "betas": [0.5, 0.9], "weight_decay": 0.01},
-        "loss": {"stft": 2.5, "stft_resolutions": [[1024, 120, 600], [2048, 240, 1200], [512, 50, 240]]},
+        "loss": {"stft": 2.5, "stft_resolutions": [list(r) for r in STFT_RESOLUTIONS]},
     }
 
     def __init__(self, model, settings=None, device="cpu"):

@@ -15,6 +15,11 @@ import torch
 from torch import nn
 
 
+
+def parameter_count(module: nn.Module) -> int:
+    """Number of parameters of any module (trainable or not): the one count of the project."""
+    return sum(p.numel() for p in module.parameters())
+
 @dataclass(frozen=True)
 class MelSettings:
     """Mel-spectrogram analysis a vocoder was designed for."""
@@ -81,7 +86,7 @@ class Vocoder(nn.Module):
 
     def num_params(self) -> int:
         """Number of parameters (all, trainable or not)."""
-        return sum(p.numel() for p in self.parameters())
+        return parameter_count(self)
 
     def state_dict_for_checkpoint(self) -> dict:
         """The state dict written to checkpoints; override to follow an official layout."""

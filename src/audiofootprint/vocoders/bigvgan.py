@@ -249,6 +249,8 @@ class AMPBlock2(nn.Module):
 class BigVGAN(Vocoder):
     """BigVGAN generator (v1 architecture, as in the base configs)."""
 
+    feature_convention = "hifigan"  # ln(clamp(mel_magnitude, 1e-5)), Slaney mel (as HiFi-GAN)
+
     checkpoint_key = "generator"
 
     def __init__(

@@ -123,7 +123,7 @@ class DiffWave(Vocoder):
     """DiffWave vocoder; :meth:`forward` runs ``inference_steps`` reverse steps (under
     ``torch.no_grad``: it is a sampler; :meth:`denoise` is the differentiable network)."""
 
-    feature_convention = "(20*log10(clamp(mel,1e-5)) - 20 + 100)/100 clamped to [0,1]"
+    feature_convention = "diffwave"  # (20*log10(clamp(mel, 1e-5)) - 20 + 100) / 100, clamped to [0, 1]
 
     def __init__(
         self,

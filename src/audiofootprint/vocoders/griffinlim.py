@@ -49,7 +49,7 @@ HIFIGAN_MEL = MelSettings(sample_rate=22050, n_fft=1024, win_length=1024, hop_le
 class GriffinLimVocoder(Vocoder):
     """Log-mel -> pseudo-inverse mel filterbank -> Griffin-Lim phase recovery."""
 
-    feature_convention = "ln(clamp(mel_magnitude, 1e-5)), Slaney mel scale + Slaney norm"
+    feature_convention = "hifigan"  # ln(clamp(mel_magnitude, 1e-5)), Slaney mel scale and norm
 
     def __init__(
         self,

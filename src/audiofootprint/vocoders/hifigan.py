@@ -85,6 +85,8 @@ class HiFiGAN(Vocoder):
     The defaults are V1; the official variants are ``conf/vocoder/hifigan_v{1,2,3}.yaml``.
     """
 
+    feature_convention = "hifigan"  # ln(clamp(mel_magnitude, 1e-5)), Slaney mel
+
     checkpoint_key = "generator"
 
     def __init__(

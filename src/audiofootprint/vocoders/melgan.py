@@ -198,6 +198,8 @@ class MelGAN(_WeightNormCheckpointMixin, Vocoder):
     :meth:`state_dict_for_checkpoint` writes the toolkit layout again.
     """
 
+    feature_convention = "melgan"  # descript's log10(clamp(mel_magnitude, 1e-5)); a toolkit checkpoint sets "log10"
+
     _checkpoint_paths = (("model", "generator"), ("generator",), ("netG",))
     _toolkit_generator_types = ("MelGANGenerator",)
 
@@ -261,6 +263,8 @@ class MultiBandMelGAN(_WeightNormCheckpointMixin, Vocoder):
     Reads the kan-bayashi toolkit's checkpoints (see the module docstring); ``forward`` and
     :meth:`subband_forward` z-normalise their input first when official statistics are loaded.
     """
+
+    feature_convention = "log10"  # the kan-bayashi toolkit's log10(max(mel_magnitude, 1e-10))
 
     _checkpoint_paths = (("model", "generator"), ("generator",))
     _toolkit_generator_types = ("MelGANGenerator", "MultiBandMelGANGenerator")

@@ -300,8 +300,9 @@ class ParallelWaveGAN(ToolkitCheckpointMixin, Vocoder):
     loaded (:meth:`load_stats`, :meth:`load_companion_files`) it z-normalises them first.
     """
 
-    feature_convention = ("log10(max(mel_magnitude, 1e-10)), Slaney mel (kan-bayashi logmelfilterbank); the "
-                          "official z-normalisation is applied inside the model when its stats are loaded")
+    # log10(max(mel_magnitude, 1e-10)), Slaney mel (kan-bayashi logmelfilterbank), not z-normalised: the
+    # official z-normalisation is applied inside the model when its stats are loaded
+    feature_convention = "log10"
     _toolkit_generator_types = ("ParallelWaveGANGenerator",)
 
     def __init__(

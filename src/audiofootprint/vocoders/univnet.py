@@ -206,6 +206,8 @@ class LVCBlock(nn.Module):
 class UnivNet(Vocoder):
     """UnivNet generator. ``forward(mel, noise=None)``; noise ~ N(0, 1) when omitted."""
 
+    feature_convention = "hifigan"  # ln(clamp(mel_magnitude, 1e-5)), Slaney mel (as HiFi-GAN)
+
     def __init__(
         self,
         noise_dim: int = 64,

@@ -140,7 +140,7 @@ class _ISTFTHead(nn.Module):
 class Vocos(Vocoder):
     """Vocos mel vocoder (ConvNeXt backbone + ISTFT head)."""
 
-    feature_convention = "ln(clamp(mel_magnitude, 1e-7)), HTK mel, no norm (torchaudio default)"
+    feature_convention = "vocos"  # ln(clamp(mel_magnitude, 1e-7)), HTK mel, no norm (torchaudio default)
 
     def __init__(
         self,

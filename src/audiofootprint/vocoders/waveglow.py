@@ -134,7 +134,7 @@ class _Invertible1x1(nn.Module):
 class WaveGlow(Vocoder):
     """WaveGlow flow vocoder; :meth:`forward` samples with temperature ``sigma``."""
 
-    feature_convention = "ln(clamp(mel_magnitude, 1e-5)), Slaney mel (Tacotron 2 / HiFi-GAN)"
+    feature_convention = "hifigan"  # ln(clamp(mel_magnitude, 1e-5)), Slaney mel (Tacotron 2 / HiFi-GAN)
 
     def __init__(
         self,

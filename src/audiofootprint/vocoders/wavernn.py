@@ -52,7 +52,7 @@ class WaveRNNVocoder(Vocoder):
     """Autoregressive WaveRNN: one multinomial draw per output sample (sampling runs
     under ``torch.no_grad``)."""
 
-    feature_convention = "ln(clamp(mel_magnitude, 1e-5)) (Tacotron 2), converted to [0,1] dB"
+    feature_convention = "hifigan"  # ln(clamp(mel_magnitude, 1e-5)) (Tacotron 2); the model maps it to [0, 1] dB
 
     def __init__(
         self,

@@ -1,0 +1,83 @@
+"""The typed record of results/benchmark/NAME/metrics.json: its write, its checked read, its table row."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from audiofootprint.failures import benchmark_failure
+from audiofootprint.records import ModelMetrics, RecordError
+from conftest import measured_metrics
+
+
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "results/benchmark/hifigan_v3/metrics.json"
+
+
+def test_a_measured_record_round_trips_with_an_explicit_status(path):
+    record = measured_metrics("HiFi-GAN", 1.5, 2.75, trained_by="hifigan_v3")
+    record.write(path)
+    assert json.loads(path.read_text())["status"] == "ok"
+    assert ModelMetrics.read(path) == record and record.ok and record.converged
+    assert not [p for p in path.parent.iterdir() if p.name != "metrics.json"]  # written atomically
+
+
+def test_the_table_row_flattens_medians_and_means(path):
+    row = measured_metrics("HiFi-GAN", 1.5, 2.75, q1=1.25, q3=2.0, trained_by="hifigan_v3").table_row("hifigan_v3")
+    assert row["status"] == "ok" and row["energy_j_per_audio_s"] == 1.5
+    assert (row["energy_q1"], row["energy_q3"], row["net_energy_j_per_audio_s"]) == (1.25, 2.0, 0.75)
+    assert row["pesq"] == 2.75 and row["pesq_ci95"] == 0.05 and row["real_time_factor"] == 0.5
+    assert row["training_energy_method"] == "none (no learned weights)" and row["trained_by"] == "hifigan_v3"
+    assert row["converged"] is True and row["quality_kind"] == "training-free"
+
+
+def test_a_failed_record_is_read_as_the_stage_wrote_it(path):
+    benchmark_failure(path.parent, "hifigan_v3", "HiFi-GAN", "hifigan_v3", {"objective": "hifigan", "steps": 2},
+                      RuntimeError("out of memory"))
+    record = ModelMetrics.read(path)
+    assert not record.ok and record.failed_stage == "benchmark" and record.error_type == "RuntimeError"
+    row = record.table_row("hifigan_v3")
+    assert row["status"] == "failed" and row["reason"] == "benchmark@hifigan_v3 failed (RuntimeError: out of memory)"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.pop("status"), "has no field 'status'"),
+    (lambda d: d.update(status="done"), "field 'status' is 'done', not one of ok, failed"),
+    (lambda d: d.update(energy_j_per_audio_s=1.5), "field 'energy_j_per_audio_s' is not a spread"),
+    (lambda d: d.pop("quality"), "field 'quality' is missing"),
+    (lambda d: d.update(params="many"), "field 'params' is 'many', not a number"),
+    (lambda d: d.update(quality={"pesq": {"ci95": 0.1}}), "field 'quality.pesq' has no numeric mean"),
+    (lambda d: d.update(speed=3), "unknown field 'speed'"),
+    (lambda d: d["training"].pop("trained_by"), "field 'training.trained_by' is missing"),
+])
+def test_a_bad_record_names_the_file_the_field_and_the_stage(path, edit, message):
+    data = measured_metrics("HiFi-GAN", 1.5, 2.75).as_dict()
+    edit(data)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(data))
+    with pytest.raises(RecordError) as error:
+        ModelMetrics.read(path)
+    assert message in str(error.value) and str(path) in str(error.value)
+    assert "dvc repro benchmark@hifigan_v3" in str(error.value)
+
+
+def test_a_file_that_is_not_a_record(path):
+    with pytest.raises(FileNotFoundError, match="metrics.json not found: run `dvc repro benchmark@hifigan_v3`"):
+        ModelMetrics.read(path)
+    path.parent.mkdir(parents=True)
+    path.write_text('{"status": "ok",')
+    with pytest.raises(RecordError, match="is not valid JSON"):
+        ModelMetrics.read(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(RecordError, match="holds list, not an object"):
+        ModelMetrics.read(path)
+
+
+def test_an_incomplete_record_is_not_written(path):
+    with pytest.raises(RecordError, match="field 'real_time_factor' is missing"):
+        replace(measured_metrics("HiFi-GAN", 1.5, 2.75), real_time_factor=None).write(path)
+    assert not path.exists()
+    with pytest.raises(RecordError, match="field 'failed_stage' is missing from a failed record"):
+        ModelMetrics(status="failed", family="HiFi-GAN", training={}, reason="why").write(path)
