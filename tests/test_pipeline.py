@@ -46,6 +46,17 @@ def test_second_repro_does_nothing_and_metrics_show(reproduced):
     assert "share_by_group" in shown.stdout
 
 
+def test_a_clone_in_another_folder_renders_the_same_bytes(reproduced, tmp_path):
+    """No path of the checkout enters a rendered report: the notebooks run in the root with root = "."."""
+    project, _ = reproduced
+    other = copy_project(Path(__file__).resolve().parents[1], tmp_path / "another" / "clone")
+    run(["dvc", "repro", "survey_report", "carbon_report"], other)
+    for report in ("survey.ipynb", "survey.html", "carbon.ipynb", "carbon.html"):
+        text = (other / "reports" / report).read_text()
+        assert text == (project / "reports" / report).read_text(), report
+        assert str(other) not in text and str(project) not in text, report
+
+
 def test_stale_params_stops_the_pipeline(reproduced, tmp_path):
     project, _ = reproduced
     copy = tmp_path / "stale"

@@ -58,9 +58,12 @@ def render_notebook(source: str | Path, executed: str | Path, html: str | Path |
 
 
 def render_study(root: str | Path, name: str) -> Path:
-    """Stage ``NAME_report``: notebooks/NAME.py executed into reports/NAME.ipynb and .html."""
+    """Stage ``NAME_report``: notebooks/NAME.py executed into reports/NAME.ipynb and .html.
+
+    The notebook runs in the project root and is given ``root = "."``: the rendered files hold no
+    path of this checkout, so two clones of one commit render the same bytes."""
     if name not in STUDY_NOTEBOOKS:
         raise KeyError(f"{name!r} is not a study notebook ({', '.join(STUDY_NOTEBOOKS)})")
     root = Path(root).resolve()
     return render_notebook(root / NOTEBOOKS_DIR / f"{name}.py", root / REPORTS_DIR / f"{name}.ipynb",
-                           root / REPORTS_DIR / f"{name}.html", parameters={"root": str(root)}, cwd=root)
+                           root / REPORTS_DIR / f"{name}.html", parameters={"root": "."}, cwd=root)
