@@ -77,8 +77,9 @@ display(Markdown(
 table = estimates.sort_values("co2e_kg_central", ascending=False)[[
     "model", "year", "accelerator", "device_hours", "energy_kwh_low", "energy_kwh_central", "energy_kwh_high",
     "co2e_kg_low", "co2e_kg_central", "co2e_kg_high"]]
+# set_uuid: a fixed table id (pandas draws a random one), so that the rendered report has stable bytes
 display(table.style.format({c: "{:,.1f}" for c in table.columns if c.startswith(("energy", "co2e", "device"))})
-        .hide(axis="index"))
+        .hide(axis="index").set_uuid("estimates"))
 
 # %% [markdown]
 # ## Against everyday carbon costs
@@ -196,4 +197,4 @@ display(Markdown(
 # %%
 missing = runs[~runs["model_id"].isin(estimates["model_id"])][
     ["model", "year", "accelerator", "accelerator_count", "training_steps", "source", "notes"]]
-display(missing.style.hide(axis="index"))
+display(missing.style.hide(axis="index").set_uuid("not_estimated"))

@@ -95,7 +95,7 @@ fig.savefig(figures / "family_shares.png", **SAVE)
 plt.show()
 
 # %%
-display(group_shares.style.format({"share": "{:.0%}"}))
+display(group_shares.style.format({"share": "{:.0%}"}).set_uuid("group_shares"))  # fixed id: stable bytes
 
 # %% [markdown]
 # ## Over time

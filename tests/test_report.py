@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 
+import nbformat
 import pytest
 
-from audiofootprint.report import render_notebook
+from audiofootprint.report import normalise, render_notebook
 
 NOTEBOOK = '''# %% [markdown]
 # # A tiny study
@@ -65,3 +66,12 @@ def test_failing_cell_keeps_previous_outputs(tmp_path, source):
 def test_missing_source_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.py"):
         render_notebook(tmp_path / "nope.py", tmp_path / "x.ipynb")
+
+
+def test_memory_addresses_in_reprs_are_dropped():
+    cell = nbformat.v4.new_code_cell("display(table.style)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={
+        "text/plain": "<pandas.io.formats.style.Styler at 0x7f6a8f4988d0>", "text/html": "<table></table>"})]
+    nb = normalise(nbformat.v4.new_notebook(cells=[cell]))
+    assert nb.cells[0].outputs[0]["data"]["text/plain"] == "<pandas.io.formats.style.Styler>"
+    assert nb.cells[0].outputs[0]["data"]["text/html"] == "<table></table>"

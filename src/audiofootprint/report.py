@@ -6,6 +6,7 @@ runs again writes identical files.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import jupytext
@@ -19,8 +20,13 @@ from audiofootprint.paths import NOTEBOOKS_DIR, REPORTS_DIR, STUDY_NOTEBOOKS
 KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
+#: The memory address in an object's default repr (``<... at 0x7f...>``): different on every run.
+ADDRESS = re.compile(r" at 0x[0-9a-f]+>")
+
+
 def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Drop run-specific metadata (timestamps, durations) and give cells stable ids."""
+    """Drop run-specific metadata (timestamps, durations) and memory addresses in plain-text
+    reprs, and give cells stable ids."""
     nb.metadata.pop("papermill", None)
     nb.metadata.pop("widgets", None)
     for number, cell in enumerate(nb.cells):
@@ -28,6 +34,10 @@ def normalise(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
         cell.metadata.pop("ExecuteTime", None)
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get("text/plain")
+            if isinstance(text, str):
+                output["data"]["text/plain"] = ADDRESS.sub(">", text)
     return nb
 
 
