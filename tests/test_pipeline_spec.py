@@ -91,7 +91,7 @@ def test_paths_are_the_ones_dvc_yaml_writes():
     assert f"{QUANTIZE_DIR}/${{item.model}}/${{item.scheme}}/variant" in _body("quantize")["outs"]
 
 
-def test_code_files_lists_the_python_files_of_a_stage(tmp_path):
+def test_code_files_lists_the_python_files_of_a_stage():
     files = pipeline.code_files("corpus")
     assert [f.name for f in files] == ["atomic.py", "corpus.py", "data.py"]
     assert all(isinstance(f, Path) and f.is_file() for f in files)

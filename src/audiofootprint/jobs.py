@@ -8,8 +8,9 @@
 The configuration is conf/jobs.yaml (it does not enter params.yaml). Each job reads params.yaml,
 refuses a stale one as every stage does, refuses a model or scheme params.yaml does not name, and
 calls the stage's own function (:func:`audiofootprint.training.stage.train_model` ...), so it
-writes exactly what the stage writes. At the end, :class:`CommitHint` prints the ``dvc commit -f STAGE ...`` command that
-records those outputs in dvc.lock, after which ``dvc repro`` runs only what follows them.
+writes exactly what the stage writes. At the end, :class:`CommitHint` prints the
+``dvc commit -f STAGE ...`` command that records those outputs in dvc.lock, after which
+``dvc repro`` runs only what follows them.
 """
 from __future__ import annotations
 
@@ -25,9 +26,6 @@ from omegaconf import OmegaConf
 from audiofootprint.paths import CORPUS_MANIFEST
 from audiofootprint.pipeline import PER_MODEL_STAGES, commit_command, stage_name
 
-#: Tasks: the per-model stages (dvc.yaml) whose work a job does.
-TASKS = PER_MODEL_STAGES
-
 
 class JobError(RuntimeError):
     """A job that cannot run; the message says why and how to fix it."""
@@ -35,8 +33,8 @@ class JobError(RuntimeError):
 
 def check_job(params: dict, task: str, model: str, scheme: str | None = None) -> None:
     """Raise :class:`JobError` unless params.yaml names this model (and scheme) for this task."""
-    if task not in TASKS:
-        raise JobError(f"task={task}: not a task (choose one of {', '.join(TASKS)})")
+    if task not in PER_MODEL_STAGES:  # a task is a per-model stage of dvc.yaml
+        raise JobError(f"task={task}: not a task (choose one of {', '.join(PER_MODEL_STAGES)})")
     bench = params["benchmark"]
     names = {"train": ("benchmark.training", bench["training"]),
              "benchmark": ("benchmark.models", bench["models"]),

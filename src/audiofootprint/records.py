@@ -18,8 +18,6 @@ OK = "ok"
 STATUSES = (OK, failures.FAILED)
 #: The keys of a spread measured by the harness (median and quartiles over windows or calls).
 SPREAD_KEYS = ("median", "q1", "q3")
-#: The keys of a quality metric's mean over test utterances.
-QUALITY_KEYS = ("mean", "ci95", "n")
 
 
 class RecordError(ValueError):

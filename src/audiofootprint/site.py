@@ -19,9 +19,9 @@ from urllib.parse import quote
 
 from audiofootprint import atomic
 from audiofootprint.energy.tracker import method_kind
-from audiofootprint.records import ModelMetrics
 from audiofootprint.paths import (BENCHMARK_DIR, BENCHMARK_SUMMARY_DIR, CARBON_DIR, MODEL_REPORTS_DIR, MODELS_CSV,
                                   QUANTIZE_SUMMARY_DIR, REPORTS_DIR, SITE, SURVEY_DIR, VARIANTS_CSV)
+from audiofootprint.records import ModelMetrics
 CARBON_METHOD = ("estimate from the hardware and training time each paper reports, under low, central and high "
                  "scenarios of utilisation, data-centre PUE and grid carbon intensity (conf/carbon/default.yaml); "
                  "not a measurement")
