@@ -22,6 +22,7 @@ from audiofootprint.merge import MergeError, merge, plan_merge
 from audiofootprint.pipeline import commit_command, stage_name
 from audiofootprint.params import StaleParamsError, check_params, compose_params, load_params, write_params
 from conftest import ROOT, copy_project, measured_metrics, run
+from reliability_support import assert_refused, fingerprint, run_cli
 
 MODELS = ["griffinlim_32", "hifigan_v3"]
 CI = ["profile=ci", f"benchmark.models=[{','.join(MODELS)}]", "quantize.models=${quantizable:all}"]
@@ -336,3 +337,38 @@ def test_merge_refuses_results_made_with_other_parameters(tmp_path, capsys):
         merge(here, same, ["melgan"])
     with pytest.raises(MergeError, match="is this checkout"):
         merge(here, here)
+
+
+@pytest.mark.reliability("merge", "untrusted_checkout")
+@pytest.mark.parametrize("link", ["file", "folder", "dotdot"])
+def test_merge_refuses_links_that_lead_outside_the_other_checkout(checkouts, tmp_path, link):
+    """An untrusted checkout must not make merge copy files from elsewhere on this machine."""
+    here, there = checkouts
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "utterances.csv").write_text("id\nprivate\n")
+    results = there / "results/benchmark/hifigan_v3"
+    if link == "file":
+        (results / "utterances.csv").unlink()
+        (results / "utterances.csv").symlink_to(secret / "utterances.csv")
+    elif link == "folder":
+        shutil.rmtree(there / "results/models/hifigan_v3")
+        (there / "results/models/hifigan_v3").symlink_to(secret)
+    else:
+        (results / "audio").symlink_to(Path("..") / ".." / ".." / ".." / "secret")
+    before = fingerprint(here)
+    assert_refused(run_cli(["--root", str(here), "merge", str(there)]), "leads to", str(secret), "outside")
+    assert fingerprint(here) == before and not (here / "results/benchmark/hifigan_v3").exists()
+
+
+def test_merge_copies_a_link_into_the_other_checkouts_dvc_cache_as_its_file(checkouts):
+    here, there = checkouts
+    cached = there / ".dvc/cache/files/md5/ab/cdef"
+    cached.parent.mkdir(parents=True)
+    cached.write_text("id,seconds,pesq\nu1,2.0,1.0\n")
+    results = there / "results/benchmark/hifigan_v3"
+    (results / "utterances.csv").unlink()
+    (results / "utterances.csv").symlink_to(cached)
+    merge(here, there)
+    copied = here / "results/benchmark/hifigan_v3/utterances.csv"
+    assert not copied.is_symlink() and copied.read_text() == cached.read_text()

@@ -126,6 +126,7 @@ def plan_merge(root: str | Path, other: str | Path, models: list[str] | None = N
             source, dest = other / folder, root / folder
             if not source.is_dir():
                 raise MergeError(f"{source} not found: {other} has benchmark results of {name} but not this folder")
+            check_contained(source, other)
             if dest.exists() and _same_tree(source, dest):
                 plan.identical.append(folder)
             elif dest.exists() and not force:
@@ -136,6 +137,16 @@ def plan_merge(root: str | Path, other: str | Path, models: list[str] | None = N
         plan.stages += [stage_name("train", trained_by), stage_name("benchmark", name)]
         plan.stages += [stage_name("quantize", name, scheme) for scheme in schemes]
     return plan
+
+
+def check_contained(folder: Path, other: Path) -> None:
+    """Refuse a folder of the other checkout that is, or holds, a link leading outside that checkout
+    (a link into its own DVC cache is fine: it is copied as the file it points to)."""
+    inside = other.resolve()
+    for path in [folder, *folder.rglob("*")]:
+        if not path.resolve().is_relative_to(inside):
+            raise MergeError(f"{path} leads to {path.resolve()}, outside {other}: merge copies only files of the "
+                             f"other checkout (replace the link by the file it should hold, or remove it)")
 
 
 def copy_tree(source: Path, dest: Path) -> None:
