@@ -111,7 +111,7 @@ def test_the_train_stage_refuses_a_changed_file(tmp_path, entries):
     changed = zoo.ZooEntry(**{**entry.__dict__, "weights": spec_of(entry.path, {
         **_weights_section(path=str(copy), sha256=entry.weights.sha256),
         "mel": entry.weights.mel.as_dict()})})
-    with pytest.raises(CheckpointError, match="sha256 is .* the config expects " + entry.weights.sha256):
+    with pytest.raises(CheckpointError, match=f"sha256 is .* but .*{entry.path.name} weights.sha256 expects {entry.weights.sha256}"):
         record_pretrained(tmp_path, changed, tmp_path / "out")
     assert not (tmp_path / "out" / "training.json").exists()
 

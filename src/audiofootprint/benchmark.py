@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from audiofootprint import atomic, evaluate, failures, quality, runtime
+from audiofootprint.energy.tracker import hardware_label
 from audiofootprint.paths import BENCHMARK_DIR, CORPUS_DIR, MODELS_DIR, RECORDINGS_DIR
 from audiofootprint.records import OK, ModelMetrics
 from audiofootprint.vocoders import zoo
@@ -50,7 +51,8 @@ def run_model(root: str | Path, name: str, params: dict, progress: bool = True) 
     atomic.write_json(out / "measurement.json", cost)
 
     training = {key: record[key] for key in ("objective", "steps", "seconds", "energy_kwh", "co2e_kg") if key in record}
-    training |= {"trained_by": plan["trained_by"], "hardware": (record.get("hardware") or {}).get("cpu_model")}
+    trained_on = record.get("hardware") or {}
+    training |= {"trained_by": plan["trained_by"], "hardware": hardware_label(trained_on) if trained_on.get("cpu_model") else None}
     for key in ("weights", "published_training"):
         if key in record:
             training[key] = record[key]

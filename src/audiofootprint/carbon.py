@@ -11,6 +11,7 @@ high scenarios (conf/carbon).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -55,10 +56,11 @@ class Estimate:
 def estimate(hours: float, power_w: float, count: float = 1, utilization: float = 1.0, pue: float = 1.0,
              intensity_g_per_kwh: float = 0.0, sources: dict | None = None) -> Estimate:
     """Estimate energy and CO2e of ``count`` devices drawing ``power_w`` each for ``hours``."""
-    for name, value in {"hours": hours, "power_w": power_w, "count": count,
-                        "intensity_g_per_kwh": intensity_g_per_kwh}.items():
-        if value is None or not value >= 0:
-            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    for name, value in {"hours": hours, "power_w": power_w, "count": count}.items():
+        if value is None or not 0 < value < math.inf:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if intensity_g_per_kwh is None or not 0 <= intensity_g_per_kwh < math.inf:
+        raise ValueError(f"intensity_g_per_kwh must be a non-negative number, got {intensity_g_per_kwh!r}")
     if not 0 < utilization <= 1:
         raise ValueError(f"utilization must be in (0, 1], got {utilization!r}")
     if not pue >= 1:
@@ -417,6 +419,14 @@ def relative_mos(mos: pd.DataFrame, links: dict[str, str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["model", "model_id", "n_tests", "mos_gap", "gap_min", "gap_max", "tests"])
 
 
+def _configured_intensity(key: str, location: str) -> float:
+    """The carbon intensity of a location named by ``carbon.KEY`` in conf/carbon (an unknown one names the key)."""
+    try:
+        return intensity_for(location)[0]
+    except UnknownNameError as error:
+        raise UnknownNameError(f"carbon.{key} in conf/carbon: {error.args[0]}") from None
+
+
 def write_results(root: str | Path, params: dict) -> dict:
     """Run the carbon stage: estimates per run, totals, comparisons, sensitivity, quality front."""
     from audiofootprint import atomic
@@ -424,38 +434,32 @@ def write_results(root: str | Path, params: dict) -> dict:
 
     root = Path(root)
     cfg = params["carbon"]
+    # Every table is computed before the first is written: a bad input stops the stage with nothing replaced.
     hardware = load_hardware(root / cfg["hardware"])
     runs = load_training_runs(root / cfg["training_runs"], hardware)
     pue = load_pue(root / cfg["pue"])
     equivalents = load_equivalents(root / cfg["equivalents"])
+    published_mos = load_published_mos(root / cfg["published_mos"])
     for name in SCENARIOS:
         if cfg["scenarios"][name]["pue"] not in set(pue["scenario"]):
             raise KeyError(f"carbon.scenarios.{name}.pue in conf/carbon: {cfg['scenarios'][name]['pue']!r} "
                            f"is not a scenario of {cfg['pue']}; known: {', '.join(pue['scenario'])}")
-    estimates = estimate_runs(runs, hardware, pue, cfg["scenarios"])
-    out = root / CARBON_DIR
-    atomic.write_csv(out / "tables" / "estimates.csv", estimates)
-
-    by_year = estimates.groupby("year")[[f"co2e_kg_{s}" for s in SCENARIOS]].sum().reset_index()
-    atomic.write_csv(out / "tables" / "by_year.csv", by_year)
-
     missing = [item for item in cfg["comparisons"] if item not in set(equivalents["item"])]
     if missing:
         raise KeyError(f"carbon.comparisons in conf/carbon names items not in {cfg['equivalents']}: {missing}")
+    estimates = estimate_runs(runs, hardware, pue, cfg["scenarios"])
+    by_year = estimates.groupby("year")[[f"co2e_kg_{s}" for s in SCENARIOS]].sum().reset_index()
     comparisons = equivalents.set_index("item").loc[cfg["comparisons"]].reset_index()
-    atomic.write_csv(out / "tables" / "comparisons.csv", comparisons)
 
     central = {"pue": float(pue.set_index("scenario").loc[cfg["scenarios"]["central"]["pue"], "pue"]),
-               "intensity": intensity_for(cfg["scenarios"]["central"]["location"])[0]}
-    intensities = {loc: intensity_for(loc)[0] for loc in cfg["sensitivity"]["locations"]}
+               "intensity": _configured_intensity("scenarios.central.location", cfg["scenarios"]["central"]["location"])}
+    intensities = {loc: _configured_intensity("sensitivity.locations", loc) for loc in cfg["sensitivity"]["locations"]}
     grid = sensitivity(estimates, cfg["sensitivity"]["pue"], intensities, central)
-    atomic.write_csv(out / "tables" / "sensitivity.csv", grid)
 
-    quality = relative_mos(load_published_mos(root / cfg["published_mos"]), cfg["quality_links"])
+    quality = relative_mos(published_mos, cfg["quality_links"])
     quality = quality.merge(estimates[["model_id", "energy_kwh_low", "energy_kwh_central", "energy_kwh_high"]],
                             on="model_id", how="inner")
     quality["pareto"] = pareto_mask(quality, {"energy_kwh_central": "min", "mos_gap": "max"}).to_numpy()
-    atomic.write_csv(out / "tables" / "quality_energy.csv", quality)
 
     top = estimates.loc[estimates["co2e_kg_central"].idxmax()]
     totals = {s: round(float(estimates[f"co2e_kg_{s}"].sum()), 1) for s in SCENARIOS}
@@ -471,5 +475,11 @@ def write_results(root: str | Path, params: dict) -> dict:
     }
     if flight:
         metrics["total_central_in_paris_newyork_roundtrips"] = round(totals["central"] / float(flight), 2)
+
+    out = root / CARBON_DIR
+    tables = {"estimates": estimates, "by_year": by_year, "comparisons": comparisons, "sensitivity": grid,
+              "quality_energy": quality}
+    for name, table in tables.items():
+        atomic.write_csv(out / "tables" / f"{name}.csv", table)
     atomic.write_json(out / "metrics.json", metrics)
     return metrics

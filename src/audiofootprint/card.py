@@ -30,7 +30,7 @@ from audiofootprint import params as params_module
 from audiofootprint.paths import BENCHMARK_DIR, BENCHMARK_SUMMARY_DIR, MODELS_DIR
 from audiofootprint.records import ModelMetrics
 from audiofootprint.energy.harness import J_PER_KWH
-from audiofootprint.energy.tracker import method_kind, overall_method
+from audiofootprint.energy.tracker import hardware_label, method_kind, overall_method
 
 #: Relative tolerance when checking that two copies of one recorded number agree.
 SAME_NUMBER_RTOL = 1e-6
@@ -97,7 +97,8 @@ def build_card(root: str | Path, name: str) -> dict:
     card["method"] = {"label": overall_method(methods),
                       "parts": {part: {"method": label, "kind": method_kind(label)} for part, label in methods.items()}}
     hw = m["hardware"]
-    card["hardware"] = {"cpu_model": hw["cpu_model"], "cpu_count": hw["cpu_count"], "gpu_model": hw["gpu_model"],
+    card["hardware"] = {"cpu_model": hw["cpu_model"], "cpu_signature": hw.get("cpu_signature"),
+                        "cpu_count": hw["cpu_count"], "gpu_model": hw["gpu_model"],
                         "gpu_count": hw.get("gpu_count", 0), "ram_total_gb": hw["ram_total_gb"], "os": hw.get("os"),
                         "device": m["device"], "torch_threads": measurement["torch_threads"],
                         "codecarbon_version": hw["codecarbon_version"], "tracking_mode": hw["tracking_mode"]}
@@ -300,7 +301,7 @@ def render_markdown(card: dict) -> str:
                                        f"({inf['idle_windows']} idle windows)"),
         ("Real-time factor", f"{_iqr(inf['real_time_factor'])} over {inf['real_time_factor']['n']} calls "
                              f"(below 1 is faster than real time)"),
-        ("Hardware", f"{hw['cpu_model']} x{hw['cpu_count']:g}, {gpu}, {sig(hw['ram_total_gb'])} GB RAM; "
+        ("Hardware", f"{hardware_label(hw)} x{hw['cpu_count']:g}, {gpu}, {sig(hw['ram_total_gb'])} GB RAM; "
                      f"device {hw['device']}, torch threads {hw['torch_threads']}"),
         ("Energy method", f"**{method}** ({_parts(card['method']['parts'])}); codecarbon "
                           f"{hw['codecarbon_version']} offline tracker, {hw['tracking_mode']} mode"),

@@ -143,7 +143,8 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         model.from_checkpoint(args.checkpoint, sha256=args.sha256)
         weights = f"checkpoint {args.checkpoint}"
     elif entry.weights is not None:
-        model.from_checkpoint(entry.weights.file(args.root), sha256=entry.weights.sha256)
+        model.from_checkpoint(entry.weights.file(args.root), sha256=entry.weights.sha256,
+                              sha256_from=entry.weights.sha256_key)
         weights = f"pretrained weights ({entry.weights.source}, sha256 verified)"
     seconds = float(evaluate.measure_settings(profile, entry)["audio_seconds"])
     result = evaluate.measure(model, synthetic_mel(model, seconds, setup.seed), setup, profile, entry, args.vocoder,
@@ -210,6 +211,11 @@ def _cmd_corpus(args: argparse.Namespace) -> int:
                           min_seconds=float(cfg["min_seconds"]), loudness_lufs=float(cfg["loudness_lufs"]),
                           split=tuple(cfg["split"]), include=cfg.get("include"), progress=True)
     print(summary(result.manifest).to_string())
+    left_out = result.excluded[~result.excluded["reason"].str.startswith("non-speech")]
+    if len(left_out):  # recordings without usable speech (silent, too short): recorded, and told
+        shown = "; ".join(f"{row.source_path} ({row.reason})" for row in left_out.head(5).itertuples())
+        print(f"corpus: left out {len(left_out)} recording(s) without usable speech: {shown}"
+              f"{'; ...' if len(left_out) > 5 else ''} (every reason: {CORPUS_DIR / 'excluded.csv'})", file=sys.stderr)
     return 0
 
 
@@ -330,6 +336,10 @@ def _cmd_notebook(args: argparse.Namespace) -> int:
     from audiofootprint import params, report
 
     params.check_params(args.root)
+    if args.name == "quantize":  # the one curated table that no stage reads before its notebook: checked first
+        from audiofootprint.quantization.devices import load_devices
+
+        load_devices(Path(args.root) / params.load_params(args.root)["quantize"]["devices"])
     executed = report.render_study(args.root, args.name)
     rendered = executed.relative_to(Path(args.root).resolve())
     print(f"rendered {rendered} and {rendered.with_suffix('.html')}")

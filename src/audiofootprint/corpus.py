@@ -4,7 +4,9 @@ Default source: the Debian/Ubuntu package ``asterisk-core-sounds-en-g722`` (the 
 English prompts read by Allison Smith: one female speaker, G.722 at 16 kHz, 568 files,
 about 25 minutes, CC-BY-SA-3.0), installed in ``/usr/share/asterisk/sounds/en_US_f_Allison``.
 Files are decoded with PyAV (``av.open(path, format="g722")``). Tones, music and silences
-(:data:`NON_SPEECH`) are left out, and so is anything shorter than ``min_seconds``.
+(:data:`NON_SPEECH`) are left out, and so is anything shorter than ``min_seconds`` or silent
+(listed with the reason in ``excluded.csv``). A file that does not decode, or whose samples are
+NaN or infinite, is damaged: the build stops naming it (:func:`decode_audio`).
 Any other folder of ``.wav`` / ``.flac`` recordings (LJSpeech at 22.05 kHz, LibriTTS at
 24 kHz, VCTK at 48 kHz, ...) is read with soundfile; set ``corpus.source_dir`` to it
 (:data:`SOURCE_KEY`) and, for VCTK, ``include=["*_mic1.flac"]`` (each utterance is
@@ -39,6 +41,7 @@ and :func:`summary` (utterances and hours per split).
 from __future__ import annotations
 
 import functools
+import glob
 import hashlib
 import json
 import math
@@ -306,15 +309,29 @@ def _decode_with_av(path: Path, fmt: str | None) -> tuple[np.ndarray, int]:
 
 def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
     """Mono float32 samples in [-1, 1] and the sample rate of ``path`` (.g722 with PyAV,
-    .wav/.flac with soundfile; several channels are averaged)."""
+    .wav/.flac with soundfile; several channels are averaged). A file that does not decode, or
+    holds samples that are not numbers (NaN, infinite), raises :class:`CorpusError` naming it:
+    it is damaged, and only its owner can mend it."""
+    import av
+
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".g722":
-        return _decode_with_av(path, "g722")
-    if suffix in (".wav", ".flac"):
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-        return data.mean(axis=1).astype(np.float32), int(rate)
-    raise CorpusError(f"{path}: cannot decode {suffix!r} files (supported: {', '.join(AUDIO_SUFFIXES)})")
+    if suffix not in AUDIO_SUFFIXES:
+        raise CorpusError(f"{path}: cannot decode {suffix!r} files (supported: {', '.join(AUDIO_SUFFIXES)})")
+    mend = "re-export it, or remove it from the source folder (or leave it out with corpus.include)"
+    try:
+        if suffix == ".g722":
+            x, rate = _decode_with_av(path, "g722")
+        else:
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+            x, rate = data.mean(axis=1).astype(np.float32), int(rate)
+    except (sf.SoundFileError, av.FFmpegError) as error:
+        raise CorpusError(f"{path} cannot be decoded as {suffix[1:]} audio "
+                          f"({getattr(error, 'error_string', None) or error}): {mend}") from None
+    bad = int(np.count_nonzero(~np.isfinite(x)))
+    if bad:
+        raise CorpusError(f"{path}: {bad} sample(s) are NaN or infinite, so the file is damaged: {mend}")
+    return x, rate
 
 
 def trim_silence(x: np.ndarray, sample_rate: int, top_db: float = 40.0, margin_s: float = 0.1,
@@ -475,6 +492,7 @@ def build_corpus(
         "sources_sha256": _fingerprint(source, [r for r in kept] + [r for r, _ in excluded]),
     }
 
+    _remove_stale_work(out_dir)
     info_path = out_dir / "corpus.json"
     if out_dir.exists():
         if not info_path.is_file() and any(out_dir.iterdir()):
@@ -553,6 +571,18 @@ def _process(source: Path, work: Path, kept: Sequence[str], sample_rate: int, mi
         rows.append({"id": uid, "split": part, "path": path, "seconds": round(seconds, 6),
                      "source_path": rel, "lufs_before": round(lufs, 4), "gain_db": round(gain_db, 4)})
     return rows, dropped
+
+
+def _remove_stale_work(out_dir: Path) -> None:
+    """Remove the work and old folders (``.NAME.*.building``, ``.NAME.*.old``) that a build killed
+    before its clean-up left beside ``out_dir`` (SIGKILL skips ``except``). One build writes a corpus
+    at a time (DVC's lock), so any such folder is stale."""
+    if not out_dir.parent.is_dir():
+        return
+    prefix = glob.escape(f".{out_dir.name}.")
+    for stale in [*out_dir.parent.glob(f"{prefix}*.building"), *out_dir.parent.glob(f"{prefix}*.old")]:
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _replace_dir(work: Path, out_dir: Path) -> None:

@@ -12,7 +12,8 @@ import pandera.pandas as pa
 
 
 class TableError(ValueError):
-    """A curated table breaks its schema; the message lists every problem found."""
+    """A curated table breaks its schema, or is no table; the message's first line names the first
+    problem found (file, line, id, column), the lines below every other one."""
 
 
 def _describe_failure(case: pd.Series, frame: pd.DataFrame, path: Path, id_column: str | None) -> str:
@@ -26,11 +27,18 @@ def _describe_failure(case: pd.Series, frame: pd.DataFrame, path: Path, id_colum
             where += f" (id={frame.at[index, id_column]!r})"
     if column:
         where += f", column '{column}'"
-    check = case["check"]
+    check = str(case["check"])
     value = case["failure_case"]
     if row_rule:
         return f"{where}: row {check}"
+    if check == "field_uniqueness":
+        return f"{where}: value {value!r} is repeated, fails {check} (each row needs its own)"
     return f"{where}: value {value!r} fails {check}"
+
+
+def _see_readme(path: Path) -> str:
+    readme = path.parent / "README.md"
+    return f" (columns: {readme})" if readme.is_file() else ""
 
 
 def validate_table(frame: pd.DataFrame, schema: type[pa.DataFrameModel], path: str | Path,
@@ -58,11 +66,13 @@ def validate_table(frame: pd.DataFrame, schema: type[pa.DataFrameModel], path: s
         cases = cases.drop_duplicates(subset=["check", "column", "index", "failure_case"])
         cases = cases[~(cases["check"].astype(str).str.startswith("dtype(")
                         & cases.duplicated(subset=["column", "index"], keep=False))]
+        # A column that could not be coerced fails its value checks as a whole (no row): the coercion says it.
+        uncoerced = set(cases.loc[cases["check"].astype(str).str.startswith("coerce_dtype("), "column"])
+        cases = cases[~(cases["column"].isin(uncoerced) & cases["index"].isna())]
         lines = [_describe_failure(case, frame, path, id_column) for _, case in cases.iterrows()]
         lines = [line for line in dict.fromkeys(lines)]  # keep order, drop exact repeats
-        raise TableError(
-            f"{path} has {len(lines)} problem(s):\n  " + "\n  ".join(lines)
-        ) from None
+        more = f"; {len(lines) - 1} more problem(s):\n  " + "\n  ".join(lines[1:]) if len(lines) > 1 else ""
+        raise TableError(lines[0] + _see_readme(path) + more) from None
 
 
 def read_table(path: str | Path, schema: type[pa.DataFrameModel], id_column: str | None = "id") -> pd.DataFrame:
@@ -70,5 +80,17 @@ def read_table(path: str | Path, schema: type[pa.DataFrameModel], id_column: str
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found (curated tables live in data/, see data/README.md).")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        raise TableError(f"{path} is empty: it needs its header line and one row per entry"
+                         f"{_see_readme(path)}") from None
+    except pd.errors.ParserError as error:
+        raise TableError(f"{path} is not a valid CSV table: {str(error).strip()}; quote a cell that holds a comma"
+                         f"{_see_readme(path)}") from None
+    except UnicodeDecodeError as error:
+        raise TableError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}): "
+                         "save it as UTF-8 CSV") from None
+    if frame.empty:
+        raise TableError(f"{path} has a header but no rows: add the table's entries{_see_readme(path)}")
     return validate_table(frame, schema, path, id_column)

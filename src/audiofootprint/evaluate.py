@@ -22,6 +22,7 @@ from audiofootprint import atomic, failures, quality
 from audiofootprint.corpus import iter_utterances
 from audiofootprint.energy import MeasureSettings
 from audiofootprint.energy.cost import measure_vocoder
+from audiofootprint.energy.tracker import hardware_label
 from audiofootprint.features import features_for
 from audiofootprint.runtime import StageSetup
 from audiofootprint.vocoders import zoo
@@ -46,7 +47,7 @@ def load_trained(model: Vocoder, training_dir: Path, entry: zoo.ZooEntry | None 
     if record.get("objective") == "pretrained":
         if entry is None or entry.weights is None:
             raise FileNotFoundError(f"{record_path} records pretrained weights, but the config names none")
-        model.from_checkpoint(entry.weights.file(root), sha256=entry.weights.sha256)
+        model.from_checkpoint(entry.weights.file(root), sha256=entry.weights.sha256, sha256_from=entry.weights.sha256_key)
         return record
     weights = training_dir / "generator.pt"
     if weights.is_file():
@@ -245,4 +246,4 @@ def cost_summary(cost: dict) -> dict:
             "net_energy_j_per_audio_s": rounded_stats(summary["net_energy_j_per_audio_s"]),
             "real_time_factor": rounded_stats(summary["real_time_factor"]),
             "energy_method": cost["measurement"]["methods"],
-            "hardware": cost["measurement"]["hardware"]["cpu_model"]}
+            "hardware": hardware_label(cost["measurement"]["hardware"])}

@@ -148,14 +148,9 @@ def _window(win_length: int) -> torch.Tensor:
 
 
 def _validate(mel: MelSettings) -> None:
+    """A MelSettings checks its own values when made (:class:`~audiofootprint.vocoders.base.MelSettingsError`)."""
     if not isinstance(mel, MelSettings):
         raise TypeError(f"mel must be a MelSettings, not {type(mel).__name__}")
-    if mel.hop_length <= 0 or mel.win_length <= 0 or mel.n_fft <= 0:
-        raise ValueError(f"mel settings must have positive n_fft, win_length and hop_length: {mel}")
-    if mel.win_length > mel.n_fft:
-        raise ValueError(f"win_length {mel.win_length} is larger than n_fft {mel.n_fft}")
-    if mel.hop_length > mel.n_fft:
-        raise ValueError(f"hop_length {mel.hop_length} is larger than n_fft {mel.n_fft}")
 
 
 def mel_spectrogram(wave: torch.Tensor, mel: MelSettings, convention: str) -> torch.Tensor:

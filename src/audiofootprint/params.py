@@ -6,17 +6,27 @@ composed with so that :func:`check_params` can compose again and compare. What H
 cannot compose (the model plan, the recorded overrides) is written in conf/ as resolvers
 (:mod:`audiofootprint.resolvers`), so that DVC's own composition in ``dvc exp run`` (enabled in
 .dvc/config) writes a params.yaml that :func:`check_params` accepts too.
+
+A composition that cannot be made (an override Hydra refuses, a resolver's refusal, a profile of
+conf/profile/ with a key no stage reads or a value of the wrong type: :func:`check_profile`) raises
+:class:`ComposeError`, one line naming the file or the key.
 """
 from __future__ import annotations
 
+import re
+import types
+import typing
 from contextlib import contextmanager
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Iterator
 
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
+from hydra.errors import HydraException
+from omegaconf import OmegaConf, open_dict
+from omegaconf.errors import InterpolationResolutionError
 
 from audiofootprint import atomic, resolvers
 
@@ -28,6 +38,10 @@ HEADER = (
 
 class StaleParamsError(RuntimeError):
     """params.yaml does not match what conf/ composes to."""
+
+
+class ComposeError(ValueError):
+    """conf/ cannot be composed as asked: an override Hydra refuses, a resolver's refusal, a bad profile."""
 
 
 @contextmanager
@@ -51,11 +65,32 @@ def compose_params(root: str | Path, overrides: list[str] | tuple[str, ...] = ()
     conf_dir = (Path(root) / "conf").resolve()
     if not (conf_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{conf_dir / 'config.yaml'} not found: is {root} the project root?")
-    with _outside_hydra_app(), initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides))
+    try:
+        with _outside_hydra_app(), initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    except HydraException as error:
+        raise ComposeError(f"{conf_dir} cannot be composed with overrides [{' '.join(overrides)}]: "
+                           f"{_hydra_message(error)}; an override is KEY=VALUE with a key of conf/, e.g. profile=ci"
+                           ) from None
+    choices = dict(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
     resolvers.register()
     with resolvers.composing(root, overrides):
-        params = OmegaConf.to_container(cfg, resolve=True)
+        try:
+            params = OmegaConf.to_container(cfg, resolve=True)
+        except InterpolationResolutionError as error:
+            raise ComposeError(_resolver_message(error)) from None
+    if "profile" in params:
+        try:
+            check_profile(params["profile"])
+        except ValueError as error:
+            raise ComposeError(f"{conf_dir / 'profile' / choices['profile']}.yaml: {error}") from None
+    if "energy" in params:
+        try:
+            check_energy(params["energy"])
+        except ValueError as error:
+            raise ComposeError(f"{conf_dir / 'energy' / choices['energy']}.yaml: {error}") from None
     if "benchmark" in params:
         # DVC's foreach needs the models spelled out: conf/ does it with ${vocoders:all}; an override
         # such as benchmark.models=[a,b] replaces that resolver by a plain list, planned here.
@@ -71,6 +106,129 @@ def compose_params(root: str | Path, overrides: list[str] | tuple[str, ...] = ()
             params["quantize"]["models"] = plan_quantization(root, params["quantize"]["models"], plan)
     params["overrides"] = list(overrides)
     return params
+
+
+def _hydra_message(error: HydraException) -> str:
+    """Hydra's refusal in one line: its first sentence and the options of the group it names."""
+    text = str(error).split("\nConfig search path:")[0]
+    head, _, options = text.partition("\n\nAvailable options in ")
+    message = " ".join(head.split())
+    if options:
+        group, _, names = options.partition(":")
+        message += f" (options of {group}: {', '.join(names.split())})"
+    return message
+
+
+def _resolver_message(error: InterpolationResolutionError) -> str:
+    """OmegaConf's message of a failed interpolation in one line: the resolver's own refusal if it raised one."""
+    first, *rest = str(error).splitlines()
+    message = re.sub(r"^(\w+ raised while resolving interpolation: )+", "", first)
+    if message != first:
+        return message
+    key = next((line.split("full_key:", 1)[1].strip() for line in rest if "full_key:" in line), None)
+    return message + (f" (composing {key} of conf/)" if key else "")
+
+
+def _kinds(hint) -> tuple[type, ...]:
+    """The Python types a YAML value of annotation ``hint`` may have (an int is a float too)."""
+    union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+    kinds: list[type] = []
+    for arg in typing.get_args(hint) if union else (hint,):
+        origin = typing.get_origin(arg) or arg
+        kinds += [origin, *([int] if origin is float else []), *([list] if origin is tuple else [])]
+    return tuple(kinds)
+
+
+def _spec_of(cls) -> dict:
+    """``{field: (types, required)}`` of a settings dataclass."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: (_kinds(hints[f.name]), f.default is MISSING and f.default_factory is MISSING)
+            for f in fields(cls)}
+
+
+def _profile_spec() -> dict:
+    """What a profile holds: ``{key: (types, or the spec of a section, required)}``."""
+    from audiofootprint.energy.harness import MeasureSettings
+    from audiofootprint.training.config import Budget
+
+    count, seconds, maybe = (int,), (float, int), (type(None),)
+    return {
+        "name": ((str,), True), "seed": (count, True), "device": ((str,), True), "torch_threads": (count, True),
+        "measure": ({**_spec_of(MeasureSettings), "audio_seconds": (seconds, True)}, True),
+        "train": ({**_spec_of(Budget), "max_seconds": (seconds + maybe, False)}, True),  # null: no time limit
+        "benchmark": ({"test_utterances": (count, True), "max_test_seconds": (seconds, True),
+                       "listen": (count, True),
+                       "converged": ({"test_utterances": (count + maybe, True),
+                                      "max_test_seconds": (seconds + maybe, True)}, True)}, True),
+        "quantize": ({"test_utterances": (count, True), "max_test_seconds": (seconds, True)}, True),
+    }
+
+
+def _check_keys(section: dict, spec: dict, prefix: str = "", example: str = "conf/profile/default.yaml") -> None:
+    """Refuse a key ``spec`` does not know, a required key missing (``example`` shows one) or a value of the
+    wrong type; ``spec`` is ``{key: (types, or the spec of a section, required)}``."""
+    unknown = [key for key in section if key not in spec]
+    if unknown:
+        raise ValueError(f"{prefix}{unknown[0]} is not a known key (known{' in ' + prefix[:-1] if prefix else ''}: "
+                         f"{', '.join(spec)}); fix its name or remove it")
+    for key, (kind, required) in spec.items():
+        if key not in section:
+            if required:
+                raise ValueError(f"{prefix}{key} is missing; add it (see {example})")
+            continue
+        value = section[key]
+        if isinstance(kind, dict):
+            if not isinstance(value, dict):
+                raise ValueError(f"{prefix}{key} must be a mapping of {', '.join(kind)}, not {value!r}")
+            _check_keys(value, kind, f"{prefix}{key}.", example)
+        elif not isinstance(value, kind) or (isinstance(value, bool) and bool not in kind):
+            names = " or ".join(dict.fromkeys("null" if k is type(None) else k.__name__ for k in kind))
+            raise ValueError(f"{prefix}{key} is {value!r}, not {'an' if names[0] in 'aeiou' else 'a'} {names}")
+
+
+def check_profile(profile: dict) -> None:
+    """Raise ``ValueError`` naming the key of a profile (conf/profile/*.yaml) that no stage reads, that
+    is missing, of the wrong type or out of range (the measurement and training settings' own checks)."""
+    from audiofootprint.energy.harness import MeasureSettings, check_settings
+    from audiofootprint.training.config import Budget
+
+    _check_keys(profile, _profile_spec())
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", profile["device"]):
+        raise ValueError(f"device is {profile['device']!r}: use cpu, cuda or cuda:N")
+    if profile["torch_threads"] < 1:
+        raise ValueError(f"torch_threads must be at least 1, got {profile['torch_threads']}")
+    measure = dict(profile["measure"])
+    if not measure.pop("audio_seconds") > 0:
+        raise ValueError(f"measure.audio_seconds must be positive, got {profile['measure']['audio_seconds']}")
+    try:
+        check_settings(MeasureSettings(**measure))
+    except ValueError as error:
+        raise ValueError(f"measure.{error}") from None
+    try:
+        Budget.coerce(profile["train"])
+    except ValueError as error:
+        raise ValueError(f"train.{error}") from None
+
+
+def check_energy(energy: dict) -> None:
+    """Raise ``ValueError`` naming the key of conf/energy that no tracker setting has, that is missing, of the
+    wrong type or out of range (a country codecarbon's energy-mix table does not know included)."""
+    from audiofootprint.carbon import intensity_for
+    from audiofootprint.energy.tracker import TrackerSettings
+
+    _check_keys(energy, {name: (kinds, True) for name, (kinds, _) in _spec_of(TrackerSettings).items()},
+                example="conf/energy/default.yaml")
+    if energy["tracking_mode"] not in ("process", "machine"):
+        raise ValueError(f"tracking_mode is {energy['tracking_mode']!r}: use process or machine")
+    if not energy["pue"] >= 1:
+        raise ValueError(f"pue is {energy['pue']!r}: a power usage effectiveness is at least 1 (1.0: no overhead)")
+    if not energy["measure_power_secs"] > 0:
+        raise ValueError(f"measure_power_secs must be positive, got {energy['measure_power_secs']!r}")
+    try:
+        intensity_for(energy["country_iso3"])
+    except KeyError as error:
+        raise ValueError(f"country_iso3 {energy['country_iso3']!r} is not in codecarbon's energy-mix table: "
+                         "give an ISO 3166 alpha-3 code such as FRA, DEU or USA") from None
 
 
 def render_params(params: dict) -> str:

@@ -143,14 +143,22 @@ class Measurement:
         return out
 
 
+def check_settings(settings: MeasureSettings) -> None:
+    """Refuse settings that cannot measure: at least one window of at least one call, lasting some time."""
+    for name in ("windows", "min_repeats"):
+        if getattr(settings, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(settings, name)}")
+    if not settings.min_window_s > 0:
+        raise ValueError(f"min_window_s must be positive, got {settings.min_window_s}")
+
+
 def measure(fn: Callable[[], object], *, label: str, audio_seconds: float, samples: int,
             settings: MeasureSettings = MeasureSettings(), tracker_settings: TrackerSettings = TrackerSettings(),
             device: str = "cpu") -> Measurement:
     """Measure one call of ``fn`` (producing ``audio_seconds`` of audio, ``samples`` samples)."""
     if audio_seconds <= 0 or samples <= 0:
         raise ValueError(f"audio_seconds and samples must be positive, got {audio_seconds}, {samples}")
-    if settings.windows < 1 or settings.min_repeats < 1 or settings.min_window_s <= 0:
-        raise ValueError(f"windows and min_repeats must be >= 1 and min_window_s > 0: {settings}")
+    check_settings(settings)
     tracker = open_tracker(tracker_settings)
     for _ in range(settings.warmup):
         fn()

@@ -63,7 +63,8 @@ def measurement_methods(tracker: OfflineEmissionsTracker) -> dict[str, str]:
             mode = getattr(part, "_mode", "unknown")
             label = CPU_METHODS.get(mode, f"codecarbon mode {mode}")
             if mode in ("cpu_load", "constant"):
-                label += f" ({getattr(part, '_tdp', '?')} W TDP for {getattr(part, '_model', 'this CPU')})"
+                model = getattr(part, "_model", None) or "this CPU"
+                label += f" ({getattr(part, '_tdp', '?')} W TDP for {model}{_tdp_origin(part, model)})"
             methods["cpu"] = label
         elif kind == "GPU":
             methods["gpu"] = "NVML total-energy counter"
@@ -71,6 +72,44 @@ def measurement_methods(tracker: OfflineEmissionsTracker) -> dict[str, str]:
             mode = getattr(part, "_tracking_mode", "machine")
             methods["ram"] = f"estimate: codecarbon RAM power model ({mode} mode)"
     return methods
+
+
+def _tdp_origin(part, model: str) -> str:
+    """``""`` when codecarbon read the CPU's TDP in its own table; else why the TDP is a stand-in (said
+    loudly: a fallback TDP makes every joule of the machine a guess, far from its real draw)."""
+    from codecarbon.core.cpu import DEFAULT_POWER_PER_CORE, TDP
+
+    if getattr(part, "_is_generic_tdp", False):
+        return ": codecarbon's generic TDP, the CPU model could not be read"
+    try:
+        known = TDP.__new__(TDP)._get_cpu_power_from_registry(model)  # its table lookup, without re-detecting
+    except Exception:  # noqa: BLE001 - a codecarbon internal: if it changes, say that the origin is unknown
+        return ": TDP origin unknown (codecarbon's table could not be read)"
+    if known:
+        return ""
+    return (f": FALLBACK TDP, {DEFAULT_POWER_PER_CORE} W per thread, since codecarbon's CPU table does not know "
+            "this model; energy is proportional to time at a guessed power")
+
+
+def cpu_signature() -> str:
+    """What tells CPUs apart where the model name does not (cloud VMs often show "AMD EPYC" for every
+    generation): vendor, family, model and stepping, and the vector ISA extensions a vocoder's speed
+    depends on. Read from /proc/cpuinfo; elsewhere, the platform's processor string."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    first = dict(line.split(":", 1) for line in text.split("\n\n")[0].splitlines() if ":" in line)
+    info = {key.strip(): value.strip() for key, value in first.items()}
+    flags = set(info.get("flags", "").split())
+    isa = [flag for flag in ISA_FLAGS if flag in flags]
+    return (f"{info.get('vendor_id', '?')} family {info.get('cpu family', '?')} model {info.get('model', '?')} "
+            f"stepping {info.get('stepping', '?')}; {' '.join(isa) or 'no AVX2'}")
+
+
+#: The vector extensions that change a model's speed on a CPU (int8, bf16 and fp16 paths, wide vectors).
+ISA_FLAGS = ("avx2", "fma", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16",
+             "amx_int8")
 
 
 def method_kind(label: str) -> str:
@@ -96,10 +135,18 @@ def overall_method(methods: dict[str, str]) -> str:
     return "partly estimated"
 
 
+def hardware_label(hardware: dict) -> str:
+    """The one-line name of the hardware a measurement ran on, as tables and fronts compare it:
+    measurements compare only under the same label (the CPU model and its :func:`cpu_signature`)."""
+    signature = hardware.get("cpu_signature")
+    return f"{hardware['cpu_model']} ({signature})" if signature else str(hardware["cpu_model"])
+
+
 def hardware_seen(tracker: OfflineEmissionsTracker, emissions) -> dict:
     """The hardware and location codecarbon reported for a window (an ``EmissionsData``)."""
     return {
         "cpu_model": emissions.cpu_model,
+        "cpu_signature": cpu_signature(),
         "cpu_count": emissions.cpu_count,
         "gpu_model": emissions.gpu_model or None,
         "gpu_count": emissions.gpu_count,

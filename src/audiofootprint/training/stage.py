@@ -60,7 +60,7 @@ def record_pretrained(root: Path, entry: zoo.ZooEntry, out: Path) -> dict:
     from audiofootprint.vocoders.weights import pretrained_record, verify
 
     file = entry.weights.file(root)
-    digest = verify(file, entry.weights.sha256)
+    digest = verify(file, entry.weights.sha256, entry.weights.sha256_key)
     model = zoo.build_for_corpus(entry, entry.weights.mel.sample_rate)
     model.from_checkpoint(file)  # a file of another architecture stops here, not in the benchmark
     record = pretrained_record(entry.weights, file, digest) | {"params": model.num_params()}
@@ -81,7 +81,11 @@ def train_model(root: str | Path, name: str, params: dict) -> dict:
     """
     root = Path(root)
     profile = params["profile"]
-    entry = zoo.load_zoo(root)[name]
+    entries = zoo.load_zoo(root)
+    if name not in entries:
+        raise KeyError(f"unknown vocoder {name!r}: there is no conf/vocoder/{name}.yaml (configured: "
+                       f"{', '.join(entries)})")
+    entry = entries[name]
     out = root / MODELS_DIR / name
     fingerprint = training_fingerprint(root, entry, params)
     stamp = out / "settings.json"

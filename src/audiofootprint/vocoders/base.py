@@ -7,6 +7,7 @@ features can be computed for it (see :class:`MelSettings`).
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,9 +21,18 @@ def parameter_count(module: nn.Module) -> int:
     """Number of parameters of any module (trainable or not): the one count of the project."""
     return sum(p.numel() for p in module.parameters())
 
+
+def _is_number(value, kind: type) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+class MelSettingsError(ValueError):
+    """Mel settings that cannot analyse audio; the message names the field and what it must be."""
+
+
 @dataclass(frozen=True)
 class MelSettings:
-    """Mel-spectrogram analysis a vocoder was designed for."""
+    """Mel-spectrogram analysis a vocoder was designed for (checked: :class:`MelSettingsError`)."""
 
     sample_rate: int = 22050
     n_fft: int = 1024
@@ -31,6 +41,30 @@ class MelSettings:
     n_mels: int = 80
     f_min: float = 0.0
     f_max: float | None = 8000.0
+
+    def __post_init__(self):
+        for name in ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels"):
+            value = getattr(self, name)
+            if not _is_number(value, numbers.Integral) or value < 1:
+                raise MelSettingsError(f"{name} must be a positive whole number, not {value!r}")
+        if not _is_number(self.f_min, numbers.Real):
+            raise MelSettingsError(f"f_min must be a frequency in Hz, not {self.f_min!r}")
+        if self.f_max is not None and not _is_number(self.f_max, numbers.Real):
+            raise MelSettingsError(f"f_max must be a frequency in Hz or null (the Nyquist frequency), "
+                                   f"not {self.f_max!r}")
+        nyquist = self.sample_rate / 2
+        if self.win_length > self.n_fft:
+            raise MelSettingsError(f"win_length {self.win_length} is larger than n_fft {self.n_fft}: "
+                                   "the window must fit in the FFT")
+        if self.hop_length > self.win_length:
+            raise MelSettingsError(f"hop_length {self.hop_length} is larger than win_length {self.win_length}: "
+                                   "frames would skip samples")
+        if self.f_max is not None and self.f_max > nyquist:
+            raise MelSettingsError(f"f_max {self.f_max:g} Hz is above the Nyquist frequency ({nyquist:g} Hz) of "
+                                   f"sample_rate {self.sample_rate}: lower it, or give null for the Nyquist frequency")
+        top = nyquist if self.f_max is None else self.f_max
+        if not 0 <= self.f_min < top:
+            raise MelSettingsError(f"f_min {self.f_min:g} Hz must be at least 0 and below f_max ({top:g} Hz)")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -48,6 +82,10 @@ def resolve_mel(mel: MelSettings | Mapping | None, default: MelSettings) -> MelS
     if isinstance(mel, MelSettings):
         return mel
     if isinstance(mel, Mapping):
+        unknown = [str(k) for k in mel if str(k) not in default.as_dict()]
+        if unknown:
+            raise MelSettingsError(f"{', '.join(unknown)} is not a mel setting; the fields are "
+                                   f"{', '.join(default.as_dict())}")
         return dataclasses.replace(default, **{str(k): v for k, v in mel.items()})
     raise TypeError(f"mel must be MelSettings, a mapping or None, not {type(mel).__name__}")
 
@@ -96,11 +134,12 @@ class Vocoder(nn.Module):
         """Load a state dict in this model's checkpoint layout."""
         self.load_state_dict(state)
 
-    def from_checkpoint(self, path: str | Path, sha256: str | None = None) -> "Vocoder":
-        """Load weights from ``path`` (``weights_only=True``; its sha256 checked if given) and return self.
+    def from_checkpoint(self, path: str | Path, sha256: str | None = None, sha256_from: str = "--sha256") -> "Vocoder":
+        """Load weights from ``path`` (``weights_only=True``; its sha256 checked if given, an error naming
+        ``sha256_from`` where it was given) and return self.
 
         A file that cannot be used raises :class:`audiofootprint.vocoders.weights.CheckpointError`.
         """
         from audiofootprint.vocoders.weights import load_checkpoint
 
-        return load_checkpoint(self, Path(path), sha256)
+        return load_checkpoint(self, Path(path), sha256, sha256_from)

@@ -76,6 +76,11 @@ class WeightsSpec:
     path: str | None = None
 
     @property
+    def sha256_key(self) -> str:
+        """Where the expected digest is written: the config and its key."""
+        return f"{self.config} weights.sha256"
+
+    @property
     def source(self) -> str:
         """Where the file comes from, in words."""
         if self.package:
@@ -127,8 +132,10 @@ def spec_of(config_path: str | Path, section: Mapping | None) -> WeightsSpec | N
         raise ConfigError(f"{where}.format {section['format']!r} is unknown; known: {', '.join(FORMATS)}")
     try:
         mel = MelSettings(**dict(section["mel"]))
-    except TypeError as error:
+    except TypeError as error:  # a field MelSettings does not have
         raise ConfigError(f"{where}.mel: {error} (fields: {', '.join(MelSettings().as_dict())})") from None
+    except ValueError as error:  # MelSettingsError: settings that cannot analyse audio
+        raise ConfigError(f"{where}.mel: {error}") from None
     training = dict(section["published_training"])
     if "run" not in training:
         raise ConfigError(f"{where}.published_training.run is missing: the model_id of the run in "
@@ -159,13 +166,13 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def verify(path: str | Path, expected: str) -> str:
-    """Return the file's sha256 if it is ``expected``; otherwise raise :class:`CheckpointError`."""
+def verify(path: str | Path, expected: str, expected_by: str = "--sha256") -> str:
+    """Return the file's sha256 if it is ``expected``; otherwise raise :class:`CheckpointError` naming
+    ``expected_by``, where the expected digest was given (an option, or a config file and its key)."""
     found = sha256_of(path)
     if found != expected.lower():
-        raise CheckpointError(f"{path}: sha256 is {found}, the config expects {expected.lower()}: this is not the "
-                              "file the config names (replace the file, or update weights.sha256 if you changed "
-                              "it on purpose)")
+        raise CheckpointError(f"{path}: sha256 is {found}, but {expected_by} expects {expected.lower()}: this is not "
+                              f"the file meant (replace the file, or update {expected_by} if you changed it on purpose)")
     return found
 
 
@@ -174,16 +181,20 @@ def read_state(path: str | Path) -> Mapping:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes), not a torch checkpoint: copy or save it again")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights_only" in str(error) or "Weights only" in str(error):
+        if "Unsupported global" in str(error):  # a class or function to import: code, not tensors
             raise CheckpointError(
                 f"{path}: torch.load(weights_only=True) refused it: the file holds Python objects other than "
                 "tensors (a pickled module or code), which could run code when loaded. If it comes from a "
                 "source you trust, re-save only its state dict in that model's own environment "
                 "(torch.save(model.state_dict(), 'state.pt')) and use that file") from None
-        raise CheckpointError(f"{path} is not a torch checkpoint ({_first_line(error)})") from None
+        reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(error))  # e.g. "Unsupported operand 95"
+        raise CheckpointError(f"{path} is not a torch checkpoint "
+                              f"({reason.group(1) if reason else _first_line(error)})") from None
     except Exception as error:  # noqa: BLE001 - torch raises many kinds on bytes that are not a checkpoint
         raise CheckpointError(f"{path} is not a torch checkpoint, or it is truncated "
                               f"({type(error).__name__}: {_first_line(error)})") from None
@@ -192,8 +203,9 @@ def read_state(path: str | Path) -> Mapping:
     return state
 
 
-def load_checkpoint(model, path: str | Path, sha256: str | None = None):
-    """Load the weights at ``path`` into ``model`` (after checking ``sha256`` if given); return the model.
+def load_checkpoint(model, path: str | Path, sha256: str | None = None, sha256_from: str = "--sha256"):
+    """Load the weights at ``path`` into ``model`` (after checking ``sha256``, given by ``sha256_from``,
+    if any); return the model.
 
     The model's class reads its own and its official layouts (``load_checkpoint_state``). Keys
     that do not fit the architecture are reported as counts with the first few names.
@@ -202,7 +214,7 @@ def load_checkpoint(model, path: str | Path, sha256: str | None = None):
     if sha256 is not None:
         if not path.is_file():
             raise CheckpointError(f"checkpoint {path} not found")
-        verify(path, sha256)
+        verify(path, sha256, sha256_from)
     state = read_state(path)
     try:
         model.load_checkpoint_state(state)

@@ -16,12 +16,14 @@ A researcher's own class lives in the project's ``vocoders/`` folder (``vocoders
 stages of the model depend on that module only (:func:`code_path`), so adding or editing it
 re-runs that model alone.
 
-Bad configuration (a missing key, a ``_target_`` that cannot be imported, a parameter the
-class does not take, mel settings that do not fit the corpus) raises :class:`ConfigError`
-naming the file and the key.
+Bad configuration (a missing or unknown key, a ``_target_`` that cannot be imported, a parameter
+the class does not take or a value of the wrong type, mel settings that cannot analyse audio or do
+not fit the corpus) raises :class:`ConfigError` naming the file and the key.
 """
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 import sys
 from dataclasses import dataclass
@@ -32,10 +34,12 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from audiofootprint.vocoders.base import MelSettings, Vocoder
+from audiofootprint.vocoders.base import MelSettings, MelSettingsError, Vocoder
 from audiofootprint.vocoders.weights import WeightsSpec, check_format, spec_of
 
 REQUIRED = ("family", "official_params", "official_params_source", "model")
+#: Every top-level key a config may hold: the required ones, then the optional sections.
+KNOWN = (*REQUIRED, "weights", "training", "benchmark", "measure")
 #: The project folder (and import name) of researchers' own vocoder modules.
 USER_PACKAGE = "vocoders"
 
@@ -82,13 +86,22 @@ def load_entry(path: str | Path) -> ZooEntry:
     missing = [key for key in REQUIRED if key not in cfg]
     if missing:
         raise ConfigError(f"{path}: missing key(s) {', '.join(missing)} (required: {', '.join(REQUIRED)})")
+    unknown = [str(key) for key in cfg if key not in KNOWN]
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(KNOWN)}); "
+                          "fix the name or remove it")
     if "_target_" not in cfg.model:
         raise ConfigError(f"{path}: missing key model._target_ (the vocoder class to build)")
     weights = cfg.get("weights")
     if weights is not None and cfg.get("training") is not None:
         raise ConfigError(f"{path}: a config names either weights (pretrained) or a training section, not both")
+    try:
+        official_params = float(cfg.official_params)
+    except ValueError:
+        raise ConfigError(f"{path}: official_params must be a number (the published parameter count, e.g. "
+                          f"13.92e6), not {cfg.official_params!r}") from None
     return ZooEntry(name=path.stem, path=path, family=str(cfg.family),
-                    official_params=float(cfg.official_params),
+                    official_params=official_params,
                     official_params_source=str(cfg.official_params_source), model=cfg.model,
                     weights=spec_of(path, OmegaConf.to_container(weights, resolve=True) if weights is not None else None))
 
@@ -144,6 +157,8 @@ def build(entry: ZooEntry, **overrides) -> Vocoder:
         model = instantiate(cfg, _convert_="all")
     except InstantiationException as error:
         text = str(error)
+        if isinstance(error.__cause__, MelSettingsError):
+            raise ConfigError(f"{entry.path}: model.mel: {error.__cause__}") from None
         unexpected = re.search(r"unexpected keyword argument '(\w+)'", text)
         missing = re.search(r"missing \d+ required (?:positional |keyword-only )?arguments?: (.+)", text)
         if unexpected:
@@ -154,11 +169,39 @@ def build(entry: ZooEntry, **overrides) -> Vocoder:
         if "Error locating target" in text or "Could not import" in text or "not a callable" in text:
             raise ConfigError(f"{entry.path}: model._target_ '{target}' cannot be imported; give the full "
                               "dotted path of a Vocoder class (e.g. audiofootprint.vocoders.hifigan.HiFiGAN)") from None
-        raise ConfigError(f"{entry.path}: building {target} failed: {text}") from None
+        cause = error.__cause__ or error
+        raise ConfigError(f"{entry.path}: building {target} failed ({type(cause).__name__}: "
+                          f"{_first_line(cause)}){_type_mismatch(target, cfg)}") from None
     if not isinstance(model, Vocoder):
         raise ConfigError(f"{entry.path}: model._target_ '{target}' built a {type(model).__name__}, "
                           "not an audiofootprint.vocoders.base.Vocoder")
     return model
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def _type_mismatch(target: str, cfg: DictConfig) -> str:
+    """``; model.KEY is V, ...`` for the first model key whose value is not of the type of that
+    parameter's default in the class (the likely cause of a failed build), or ``""``."""
+    module, _, name = target.rpartition(".")
+    try:
+        parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return ""
+    for key, value in OmegaConf.to_container(cfg, resolve=True).items():
+        default = parameters[key].default if key in parameters else None
+        kinds = ((bool,) if isinstance(default, bool) else (int,) if isinstance(default, int)
+                 else (int, float) if isinstance(default, float) else (str,) if isinstance(default, str)
+                 else (list, tuple) if isinstance(default, (list, tuple)) else None)
+        wrong = kinds and value is not None and (not isinstance(value, kinds)
+                                                 or (isinstance(value, bool) and bool not in kinds))
+        if wrong:
+            kind = type(default).__name__
+            return (f"; model.{key} is {value!r}, but {name} takes {'an' if kind[0] in 'aeiou' else 'a'} {kind} "
+                    f"there (its default: {default!r})")
+    return ""
 
 
 def check_mel(entry: ZooEntry, model: Vocoder, expected: MelSettings) -> None:
@@ -202,9 +245,6 @@ def build_for_corpus(entry: ZooEntry, sample_rate: int) -> Vocoder:
 def class_source(entry: ZooEntry) -> str:
     """The source of the module defining ``entry``'s class: part of a training run's fingerprint, so
     that a changed module trains afresh instead of resuming weights made by the old code."""
-    import importlib
-    import inspect
-
     module = str(entry.model._target_).rpartition(".")[0]
     try:
         return inspect.getsource(importlib.import_module(module))
@@ -228,11 +268,11 @@ def plan_models(root: str | Path, models: str | list[str]) -> dict[str, dict]:
         raise ConfigError(f"benchmark.models names {unknown}, not in conf/vocoder/ (known: {', '.join(paths)})")
     plan = {}
     for name in names:
-        training = OmegaConf.load(paths[name]).get("training") or {}
-        shared = training.get("shares_training_with")
+        entry = load_entry(paths[name])
+        shared = section(entry, "training").get("shares_training_with")
         if shared is not None and shared not in paths:
             raise ConfigError(f"{paths[name]}: training.shares_training_with names {shared!r}, not in conf/vocoder/")
-        plan[name] = {"trained_by": shared or name, "code": code_path(root, load_entry(paths[name]))}
+        plan[name] = {"trained_by": shared or name, "code": code_path(root, entry)}
     return plan
 
 
