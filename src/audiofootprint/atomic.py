@@ -1,6 +1,7 @@
 """Write outputs so that an interrupted run never leaves a half-written file."""
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
@@ -10,20 +11,56 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _temporaries(path: Path) -> tuple[str, str]:
+    """The prefix and suffix of the temporary files that :func:`atomic_path` writes beside ``path``
+    (the real suffix last, so tools that check extensions, papermill and pandas, accept them)."""
+    return f".{path.stem}.", f".tmp{path.suffix}"
+
+
+def _file_mode() -> int:
+    """The mode an ordinary new file gets (0666 less the umask), not mkstemp's private 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` only on success."""
+    """Yield a temporary path beside ``path``; rename it over ``path`` only on success.
+
+    A temporary left by a run that was killed (SIGKILL skips the clean-up) is removed first: a stage
+    has one writer at a time (DVC's lock), so any temporary of the same target is stale."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the real suffix last so tools that check extensions (papermill, pandas) accept it.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    prefix, suffix = _temporaries(path)
+    for stale in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        stale.unlink(missing_ok=True)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+    except OSError as error:
+        _name_output(error, path, None)
+        raise
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
+        if tmp.is_file():
+            os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
+    except OSError as error:
+        _name_output(error, path, tmp)
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _name_output(error: OSError, path: Path, tmp: Path | None) -> None:
+    """Make ``error`` name the output ``path`` where it named no file (a write or close on a full disk
+    names none) or the temporary, which the user never sees: the command line's message names it."""
+    named = Path(error.filename) if isinstance(error.filename, (str, os.PathLike)) else None
+    if error.filename is None or (named is not None and (named == tmp if tmp is not None
+                                                         else named.parent == path.parent)):
+        error.filename = str(path)
 
 
 def write_text(path: str | Path, text: str) -> None:
