@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -41,3 +43,18 @@ def test_written_files_get_the_mode_of_an_ordinary_file(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o644
 
+
+def test_a_writer_killed_mid_write_leaves_nothing(tmp_path):
+    """atomic.atomic_path writes an unnamed file (O_TMPFILE) where it can: a writer SIGKILLed while
+    writing leaves neither a temporary nor a changed target, with no later write needed to clean up
+    (a killed stage's outputs may come back from DVC's cache without the stage running again)."""
+    target = tmp_path / "report.html"
+    target.write_text("<html>before</html>")
+    code = ("import os, signal, sys\nfrom audiofootprint import atomic\n"
+            "with atomic.atomic_path(sys.argv[1]) as tmp:\n"
+            "    tmp.write_text('<html>half')\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True)
+    assert result.returncode == -9, result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+    assert target.read_text() == "<html>before</html>"

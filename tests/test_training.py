@@ -296,19 +296,34 @@ def test_checkpoint_is_complete_and_written_atomically(resumed_runs):
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_one(corpus, tracker, tmp_path, monkeypatch):
+    from contextlib import contextmanager
+
+    from audiofootprint import atomic
+
     entry, model, section, segment = tiny("diffwave")
     plan = budget(4, segment, checkpoint_every=2)
-    real_write = Path.write_bytes
+    real_write, real_atomic_path = Path.write_bytes, atomic.atomic_path
     calls = {"n": 0}
+    targets: list[Path] = []  # the output each atomic write is writing (its temporary has no telling name)
+
+    @contextmanager
+    def tracked_atomic_path(path):
+        targets.append(Path(path))
+        try:
+            with real_atomic_path(path) as tmp:
+                yield tmp
+        finally:
+            targets.pop()
 
     def failing_write(path, data):
-        if path.name.startswith(".checkpoint"):
+        if targets and targets[-1].name == CHECKPOINT and path != targets[-1]:
             calls["n"] += 1
             if calls["n"] == 2:  # the second checkpoint: write half a file, then die
                 real_write(path, data[: len(data) // 2])
                 raise KeyboardInterrupt
         return real_write(path, data)
 
+    monkeypatch.setattr(atomic, "atomic_path", tracked_atomic_path)
     monkeypatch.setattr(Path, "write_bytes", failing_write)
     with pytest.raises(KeyboardInterrupt):
         train(entry, model, corpus, tmp_path, plan, tracker, seed=1, progress=False, training=section)

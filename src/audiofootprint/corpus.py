@@ -451,7 +451,10 @@ def build_corpus(
     the sorted listing (after the name-based exclusion), for quick runs. ``trim_top_db=None``
     disables trimming. An existing corpus built with the same settings from the same files
     is reused unless ``force``; a different one is replaced (atomically). A folder at
-    ``out_dir`` that is not a corpus is never replaced. See the module docstring.
+    ``out_dir`` that is not a corpus is never replaced. Where there is no corpus yet, it is built in
+    ``out_dir`` itself, marked :data:`BUILDING` until complete: a build killed there (SIGKILL) leaves
+    nothing beside it, and the next build discards it (under DVC, which removes the stage's output
+    first, it is gone before either run or cache check-out). See the module docstring.
     """
     started = time.perf_counter()
     source = Path(source_dir) if source_dir is not None else ALLISON_DIR
@@ -493,6 +496,8 @@ def build_corpus(
     }
 
     _remove_stale_work(out_dir)
+    if (out_dir / BUILDING).is_file():  # a build into out_dir that was killed: ours to discard
+        shutil.rmtree(out_dir)
     info_path = out_dir / "corpus.json"
     if out_dir.exists():
         if not info_path.is_file() and any(out_dir.iterdir()):
@@ -508,7 +513,13 @@ def build_corpus(
                                    _read_excluded(out_dir), True, time.perf_counter() - started, settings)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".building", dir=out_dir.parent))
+    in_place = not out_dir.exists()
+    if in_place:  # nothing to replace (as under DVC, which removes a stage's outputs before running it)
+        out_dir.mkdir()
+        (out_dir / BUILDING).touch()
+        work = out_dir
+    else:
+        work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".building", dir=out_dir.parent))
     try:
         rows, dropped = _process(source, work, kept, sample_rate, min_seconds, loudness_lufs,
                                  fractions, seed, trim_top_db, trim_margin_s, peak_limit, progress)
@@ -529,7 +540,10 @@ def build_corpus(
             "seconds": {s: round(float(counts.loc[s, "sum"]), 3) if s in counts.index else 0.0 for s in SPLITS},
             "excluded": len(excluded_all),
         })
-        _replace_dir(work, out_dir)
+        if in_place:
+            (out_dir / BUILDING).unlink()
+        else:
+            _replace_dir(work, out_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -571,6 +585,11 @@ def _process(source: Path, work: Path, kept: Sequence[str], sample_rate: int, mi
         rows.append({"id": uid, "split": part, "path": path, "seconds": round(seconds, 6),
                      "source_path": rel, "lufs_before": round(lufs, 4), "gain_db": round(gain_db, 4)})
     return rows, dropped
+
+
+#: The mark of a corpus being built in its own folder (no previous corpus to replace): a folder that
+#: holds it is a build that was killed, discarded by the next build.
+BUILDING = ".building"
 
 
 def _remove_stale_work(out_dir: Path) -> None:

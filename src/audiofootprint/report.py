@@ -7,6 +7,7 @@ runs again writes identical files.
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import jupytext
@@ -53,7 +54,9 @@ def render_notebook(source: str | Path, executed: str | Path, html: str | Path |
         raise FileNotFoundError(f"notebook source {source} not found")
     nb = jupytext.read(source)
     nb.metadata["kernelspec"] = dict(KERNEL)
-    with atomic.atomic_path(executed) as tmp:
+    with atomic.atomic_path(executed) as tmp, warnings.catch_warnings():
+        # the temporary may be an unnamed file, /proc/self/fd/N (atomic.atomic_path): no extension
+        warnings.filterwarnings("ignore", "the file is not specified with any extension", UserWarning)
         papermill.execute_notebook(
             nb, str(tmp), parameters=parameters or {}, kernel_name=KERNEL["name"],
             cwd=str(cwd) if cwd else None, progress_bar=False,
