@@ -3,11 +3,13 @@ temporary copy of the project (shared by the pipeline and site tests)."""
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import shutil
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -129,10 +131,10 @@ def copy_project(root: Path, dest: Path) -> Path:
     return dest
 
 
-def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a command from the project's environment (its bin/ first on PATH), offline."""
+def run(command: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a command from the project's environment (its bin/ first on PATH), offline; ``env`` adds variables."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               DVC_NO_ANALYTICS="1")
+               DVC_NO_ANALYTICS="1") | (env or {})
     env.pop("MPLBACKEND", None)
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
@@ -140,9 +142,107 @@ def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.Complet
     return result
 
 
+#: The network guard: a sitecustomize.py that every Python process started with it on PYTHONPATH
+#: loads (dvc, the stages, papermill's kernels); it records each attempt to reach a non-loopback address.
+NETGUARD = ROOT / "tests" / "netguard"
+
+
+def _ip() -> str:
+    return shutil.which("ip") or next((p for p in ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip") if Path(p).exists()), "ip")
+
+
+@functools.lru_cache(maxsize=None)
+def network_namespace_refused() -> str | None:
+    """None where a command can run in a network namespace with loopback only (``unshare -n``: root,
+    util-linux and iproute2); otherwise why not, in words."""
+    if not shutil.which("unshare"):
+        return "no `unshare` command (util-linux)"
+    try:
+        probe = subprocess.run(["unshare", "-n", "sh", "-c", f"{_ip()} link set lo up"], capture_output=True,
+                               text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"`unshare -n` failed: {error}"
+    if probe.returncode != 0:
+        return f"`unshare -n` not permitted here (needs root): {probe.stderr.strip() or probe.returncode}"
+    return None
+
+
+def guard_environment(folder: Path) -> dict[str, str]:
+    """The variables that put the network guard in every Python process of a command, logging to ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pythonpath = os.pathsep.join(p for p in (str(NETGUARD), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": pythonpath, "AUDIOFOOTPRINT_NETGUARD_LOG": str(folder / "attempts.log"),
+            "AUDIOFOOTPRINT_NETGUARD_SEEN": str(folder / "processes.log"),
+            "AUDIOFOOTPRINT_NETGUARD_LINKS": str(folder / "links.txt")}
+
+
+def offline(command: list[str]) -> list[str]:
+    """``command`` in a new network namespace with no interface but loopback, brought up (papermill's
+    kernels talk ZMQ over 127.0.0.1); the interfaces seen there go to $AUDIOFOOTPRINT_NETGUARD_LINKS."""
+    ip = _ip()
+    script = (f'{ip} link set lo up && {ip} -o link show > "${{AUDIOFOOTPRINT_NETGUARD_LINKS:-/dev/null}}" '
+              '&& exec "$@"')
+    return ["unshare", "-n", "sh", "-c", script, "sh", *command]
+
+
+@dataclass
+class NetworkCheck:
+    """How a command was kept off the network, and what it tried."""
+
+    namespace: bool  # it ran in a network namespace with loopback only
+    why_no_namespace: str | None  # if not, why not
+    attempts: list[str] = field(default_factory=list)  # one line per attempt to reach a non-loopback address
+    processes: list[str] = field(default_factory=list)  # the Python processes that ran guarded
+    links: list[str] = field(default_factory=list)  # the interfaces seen in the namespace
+
+    @property
+    def how(self) -> str:
+        return ("network namespace (loopback only) and audit hook" if self.namespace
+                else f"audit hook only; no network namespace: {self.why_no_namespace}")
+
+    def failure(self) -> str:
+        return (f"{len(self.attempts)} attempt(s) to reach the network ({self.how}):\n" + "\n".join(self.attempts))
+
+
+def run_guarded(command: list[str], cwd: Path, folder: Path, check: bool = True) -> tuple[subprocess.CompletedProcess, NetworkCheck]:
+    """Run ``command`` with the network guard in each of its Python processes, inside a network
+    namespace with loopback only where that is permitted; the guard's logs go to ``folder``."""
+    why_not = network_namespace_refused()
+    env = guard_environment(folder)
+    result = run(offline(command) if why_not is None else command, cwd, check=check, env=env)
+
+    def lines(name: str) -> list[str]:
+        path = folder / name
+        return path.read_text().splitlines() if path.exists() else []
+
+    return result, NetworkCheck(why_not is None, why_not, lines("attempts.log"), lines("processes.log"),
+                                lines("links.txt"))
+
+
+class PipelineRun(tuple):
+    """What an end-to-end fixture gives: ``project, first = run`` (the project copy and its first
+    `dvc repro`), and ``run.network``, how that run was kept off the network and what it tried."""
+
+    network: NetworkCheck
+
+    def __new__(cls, project: Path, first: subprocess.CompletedProcess, network: NetworkCheck):
+        made = super().__new__(cls, (project, first))
+        made.network = network
+        return made
+
+
+def offline_repro(project: Path, targets: list[str], folder: Path) -> PipelineRun:
+    """``dvc repro TARGETS`` in ``project``, off the network (see :func:`run_guarded`); an attempt to
+    reach the network fails it, listed."""
+    first, network = run_guarded(["dvc", "repro", *targets], project, folder)
+    assert not network.attempts, network.failure()
+    return PipelineRun(project, first, network)
+
+
 @pytest.fixture(scope="session")
 def benchmarked(tmp_path_factory):
-    """The whole benchmark, corpus to Pareto notebook, on the ci profile for four models, one pretrained (one run per session)."""
+    """The whole benchmark, corpus to Pareto notebook, on the ci profile for four models, one pretrained
+    (one run per session), off the network: see :func:`offline_repro`."""
     from audiofootprint.corpus import ALLISON_DIR
 
     if not ALLISON_DIR.is_dir():
@@ -152,5 +252,12 @@ def benchmarked(tmp_path_factory):
          f"quantize.models=[{','.join(QUANTIZED_MODELS)}]", f"quantize.schemes=[{','.join(QUANTIZATION_SCHEMES)}]",
          "quantize.calibration_utterances=2"],
         project)
-    first = run(["dvc", "repro", "benchmark_report"], project)
-    return project, first
+    return offline_repro(project, ["benchmark_report"], tmp_path_factory.mktemp("bench_netguard"))
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory):
+    """The survey and training-carbon stages and their notebooks, off the network (one run per session:
+    the pipeline tests and the reliability suite share it)."""
+    project = copy_project(ROOT, tmp_path_factory.mktemp("project"))
+    return offline_repro(project, ["survey_report", "carbon_report"], tmp_path_factory.mktemp("project_netguard"))

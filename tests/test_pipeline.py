@@ -9,13 +9,8 @@ import pytest
 
 from conftest import BENCHMARK_MODELS, copy_project, run
 
-
-@pytest.fixture(scope="module")
-def reproduced(tmp_path_factory):
-    root = Path(__file__).resolve().parents[1]
-    project = copy_project(root, tmp_path_factory.mktemp("project"))
-    first = run(["dvc", "repro", "survey_report", "carbon_report"], project)
-    return project, first
+# The `reproduced` fixture (survey and carbon stages) and `benchmarked` (the ci benchmark) live in
+# conftest.py: the reliability suite checks the same runs (no network: tests/test_reliability_env.py).
 
 
 def test_survey_stage_outputs_exist_and_parse(reproduced):
@@ -46,6 +41,7 @@ def test_second_repro_does_nothing_and_metrics_show(reproduced):
     assert "share_by_group" in shown.stdout
 
 
+@pytest.mark.reliability("same_bytes", "clone_in_another_folder")
 def test_a_clone_in_another_folder_renders_the_same_bytes(reproduced, tmp_path):
     """No path of the checkout enters a rendered report: the notebooks run in the root with root = "."."""
     project, _ = reproduced

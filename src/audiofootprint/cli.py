@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -458,6 +459,33 @@ def main(argv: list[str] | None = None) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"audiofootprint {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except OSError as error:  # the machine refused: a full disk, a quota, a read-only or forbidden folder
+        command = " ".join(shlex.quote(arg) for arg in (sys.argv[1:] if argv is None else argv))
+        print(f"audiofootprint {args.command}: error: {_os_error_message(error, command)}", file=sys.stderr)
+        return 1
+
+
+def _os_error_message(error: OSError, command: str) -> str:
+    """One line for an error of the machine: the file, the cause in words, and what to do."""
+    import errno
+
+    again = f"then run `audiofootprint {command}` again"
+    advice = {
+        errno.ENOSPC: f"the disk is full: free space on the file system that holds it, {again}",
+        errno.EDQUOT: f"the disk quota is used up: free space or raise the quota, {again}",
+        errno.EROFS: f"the file system is read-only: make it writable or work in a writable copy, {again}",
+        errno.EACCES: f"permission denied: give this user access to it, {again}",
+        errno.EPERM: f"operation not permitted: give this user access to it, {again}",
+    }.get(error.errno)
+    cause = (error.strerror or str(error) or type(error).__name__).rstrip(".")
+    cause = cause[:1].lower() + cause[1:]
+    if error.filename is not None:
+        where = f"{error.filename} -> {error.filename2}" if error.filename2 is not None else f"{error.filename}"
+        cause = f"{where}: {cause}"
+    if advice:
+        kept = " (an output it could not write is left as it was)" if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+        return f"{cause}; {advice}{kept}"
+    return cause
 
 
 if __name__ == "__main__":
