@@ -41,6 +41,10 @@ __all__ = [
 ]
 
 
+class ObjectiveError(ValueError):
+    """An objective that cannot be set up as configured."""
+
+
 class SharedTrainingError(ValueError):
     """The entry shares another entry's training run and must not be trained itself."""
 

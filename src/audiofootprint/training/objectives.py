@@ -6,6 +6,8 @@ batch of waveform crops ``[B, T]``, computes the generator's input features from
 (:func:`audiofootprint.features.mel_spectrogram` with the model's mel settings and convention, no
 gradient), runs one training step in the order of the official code, and returns the losses as
 floats (``loss``: the generator's total loss; ``grad_norm_g``: the generator's gradient norm).
+The generic losses live in :mod:`audiofootprint.training.losses`, the optimisers and schedules in
+:mod:`audiofootprint.training.optimisation`; this module holds the recipes that combine them.
 
 ========================  ====================================================================
 name                      recipe
@@ -54,9 +56,7 @@ training corpus.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -64,223 +64,30 @@ import torchaudio
 from torch import nn
 
 from audiofootprint.features import convention_of, mel_spectrogram
+from audiofootprint.training.config import ObjectiveError
 from audiofootprint.training.discriminators import (
     DiscriminatorOutput,
     MultiPeriodDiscriminator,
     MultiResolutionDiscriminator,
     MultiScaleDiscriminator,
-    STFT_RESOLUTIONS,
     ParallelWaveGANDiscriminator,
+    STFT_RESOLUTIONS,
 )
+from audiofootprint.training.losses import (
+    MultiResolutionSTFTLoss,
+    discriminator_loss,
+    feature_matching,
+    generator_adversarial_loss,
+)
+from audiofootprint.training.optimisation import ScheduledOptimizer, StepContext
 from audiofootprint.vocoders.base import Vocoder, parameter_count
 
-__all__ = [
-    "OBJECTIVES",
-    "MultiResolutionSTFTLoss",
-    "Objective",
-    "ObjectiveError",
-    "StepContext",
-    "build_objective",
-    "discriminator_loss",
-    "feature_matching",
-    "generator_adversarial_loss",
-]
-
-
-class ObjectiveError(ValueError):
-    """An objective that cannot be set up as configured."""
-
-
-@dataclass(frozen=True)
-class StepContext:
-    """Where a training step stands: its index (0-based), completed epochs, budget fraction."""
-
-    step: int
-    epoch: int
-    progress: float
-
-
-# ---------------------------------------------------------------------------
-# Losses
-# ---------------------------------------------------------------------------
+__all__ = ["OBJECTIVES", "Objective", "ObjectiveError", "StepContext", "build_objective"]
 
 
 def _f(x) -> float:
     """A loss as a plain float (no autograd warning)."""
     return x.detach().item() if isinstance(x, torch.Tensor) else float(x)
-
-
-def _scores(outputs: Iterable[DiscriminatorOutput]) -> list[torch.Tensor]:
-    return [score for score, _ in outputs]
-
-
-def discriminator_loss(real: list[DiscriminatorOutput], fake: list[DiscriminatorOutput], kind: str,
-                       average: bool = False) -> torch.Tensor:
-    """Sum (or mean) over sub-discriminators of the real and fake terms.
-
-    ``lsgan``: mean((1 - D(y))^2) + mean(D(G(x))^2); ``hinge``: mean(relu(1 - D(y))) + mean(relu(1 + D(G(x)))).
-    """
-    total = 0.0
-    for r, f in zip(_scores(real), _scores(fake)):
-        if kind == "lsgan":
-            total = total + torch.mean((1.0 - r) ** 2) + torch.mean(f ** 2)
-        elif kind == "hinge":
-            total = total + torch.mean(F.relu(1.0 - r)) + torch.mean(F.relu(1.0 + f))
-        else:
-            raise ObjectiveError(f"unknown GAN loss {kind!r}")
-    return total / len(real) if average else total
-
-
-def generator_adversarial_loss(fake: list[DiscriminatorOutput], kind: str, average: bool = False) -> torch.Tensor:
-    """``lsgan``: mean((1 - D(G(x)))^2); ``hinge``: mean(relu(1 - D(G(x)))) (Vocos);
-    ``hinge_linear``: -mean(D(G(x))) (MelGAN). Summed (or averaged) over sub-discriminators."""
-    total = 0.0
-    for f in _scores(fake):
-        if kind == "lsgan":
-            total = total + torch.mean((1.0 - f) ** 2)
-        elif kind == "hinge":
-            total = total + torch.mean(F.relu(1.0 - f))
-        elif kind == "hinge_linear":
-            total = total - torch.mean(f)
-        else:
-            raise ObjectiveError(f"unknown GAN loss {kind!r}")
-    return total / len(fake) if average else total
-
-
-def feature_matching(real: list[DiscriminatorOutput], fake: list[DiscriminatorOutput],
-                     detach_real: bool = False) -> torch.Tensor:
-    """Sum over sub-discriminators and their feature maps of mean |D_l(y) - D_l(G(x))|."""
-    total = 0.0
-    for (_, fr), (_, fg) in zip(real, fake):
-        for r, g in zip(fr, fg):
-            total = total + torch.mean(torch.abs((r.detach() if detach_real else r) - g))
-    return total
-
-
-class MultiResolutionSTFTLoss(nn.Module):
-    """Parallel WaveGAN's multi-resolution STFT loss (kan-bayashi ``losses/stft_loss.py``).
-
-    Per resolution ``(n_fft, hop, win)``: magnitudes ``sqrt(clamp(re^2 + im^2, 1e-7))`` of a centred,
-    reflect-padded STFT with a Hann window of ``win``; spectral convergence
-    ``||S_y - S_x||_F / ||S_y||_F`` and ``mean |log S_y - log S_x|``; each averaged over the
-    resolutions. ``[B, C, T]`` inputs (sub-bands) are treated as ``B * C`` signals.
-    Returns ``(spectral_convergence, log_magnitude)``.
-    """
-
-    def __init__(self, resolutions: Iterable[Iterable[int]] = STFT_RESOLUTIONS):
-        super().__init__()
-        self.resolutions = [tuple(int(v) for v in r) for r in resolutions]
-        for i, (_, _, win) in enumerate(self.resolutions):
-            self.register_buffer(f"window{i}", torch.hann_window(win), persistent=False)
-
-    def _magnitude(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        n_fft, hop, win = self.resolutions[i]
-        spec = torch.stft(x, n_fft, hop, win, getattr(self, f"window{i}").to(x.dtype), center=True,
-                          pad_mode="reflect", return_complex=True)
-        return torch.sqrt(torch.clamp(spec.real ** 2 + spec.imag ** 2, min=1e-7))
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.dim() == 3:
-            x, y = x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])
-        sc, mag = 0.0, 0.0
-        for i in range(len(self.resolutions)):
-            xm, ym = self._magnitude(x, i), self._magnitude(y, i)
-            sc = sc + torch.linalg.norm(ym - xm) / torch.linalg.norm(ym)
-            mag = mag + F.l1_loss(torch.log(ym), torch.log(xm))
-        n = len(self.resolutions)
-        return sc / n, mag / n
-
-
-# ---------------------------------------------------------------------------
-# Optimisers and schedules
-# ---------------------------------------------------------------------------
-
-
-def _optimizer(params, settings: Mapping) -> torch.optim.Optimizer:
-    """``{"optimizer": adam|adamw|radam, "lr", "betas", "eps", "weight_decay", "amsgrad"}``."""
-    name = str(settings.get("optimizer", "adam")).lower()
-    kwargs = {"lr": float(settings["lr"])}
-    if "betas" in settings:
-        kwargs["betas"] = tuple(float(b) for b in settings["betas"])
-    for key in ("eps", "weight_decay"):
-        if settings.get(key) is not None:
-            kwargs[key] = float(settings[key])
-    if name in ("adam", "adamw") and settings.get("amsgrad"):
-        kwargs["amsgrad"] = True
-    classes = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "radam": torch.optim.RAdam}
-    if name not in classes:
-        raise ObjectiveError(f"optimizer must be one of {sorted(classes)}, not {name!r}")
-    return classes[name](params, **kwargs)
-
-
-def lr_factor(schedule: Mapping | None, ctx: StepContext, updates: int) -> float:
-    """The learning-rate multiplier of a schedule at a step.
-
-    ``{"type": "constant"}``; ``{"type": "exponential", "gamma": g, "every": "epoch"|"step"}``
-    (``g ** epochs`` or ``g ** updates``); ``{"type": "multistep", "gamma": g, "milestones": [f, ...]}``
-    (``g ** #{f <= progress}``, milestones as budget fractions); ``{"type": "cosine"}``
-    (``(1 + cos(pi * progress)) / 2``, no warm-up).
-    """
-    schedule = schedule or {"type": "constant"}
-    kind = schedule.get("type", "constant")
-    if kind == "constant":
-        return 1.0
-    if kind == "exponential":
-        every = schedule.get("every", "epoch")
-        count = ctx.epoch if every == "epoch" else updates
-        return float(schedule["gamma"]) ** count
-    if kind == "multistep":
-        passed = sum(1 for m in schedule.get("milestones", []) if ctx.progress >= float(m))
-        return float(schedule["gamma"]) ** passed
-    if kind == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * min(max(ctx.progress, 0.0), 1.0)))
-    raise ObjectiveError(f"unknown schedule type {kind!r} (constant, exponential, multistep, cosine)")
-
-
-class _Optim:
-    """An optimiser, its base learning rate, its schedule and its gradient clipping."""
-
-    def __init__(self, params: list[nn.Parameter], settings: Mapping):
-        self.params = list(params)
-        self.settings = dict(settings)
-        self.optimizer = _optimizer(self.params, settings)
-        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
-        self.schedule = settings.get("schedule")
-        self.grad_norm = settings.get("grad_norm")
-        self.updates = 0
-
-    def set_lr(self, ctx: StepContext) -> float:
-        factor = lr_factor(self.schedule, ctx, self.updates)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base * factor
-        return self.base_lrs[0] * factor
-
-    def zero_grad(self) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-
-    def step(self, ctx: StepContext) -> float:
-        """Clip (if configured), step; return the gradient norm before clipping."""
-        self.set_lr(ctx)
-        max_norm = float(self.grad_norm) if self.grad_norm not in (None, 0) and float(self.grad_norm) > 0 else math.inf
-        norm = torch.nn.utils.clip_grad_norm_(self.params, max_norm)
-        self.optimizer.step()
-        self.updates += 1
-        return float(norm)
-
-    def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "updates": self.updates}
-
-    def load_state_dict(self, state: Mapping) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.updates = int(state["updates"])
-        # keep the configured base learning rates (load_state_dict restores the last scheduled ones)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base
-
-
-# ---------------------------------------------------------------------------
-# Objectives
-# ---------------------------------------------------------------------------
 
 
 def _merge(defaults: Mapping, given: Mapping | None) -> dict:
@@ -306,7 +113,7 @@ class Objective:
         self.device = torch.device(device)
         self.convention = convention_of(model)
         self.discriminators = nn.ModuleDict()
-        self.optims: dict[str, _Optim] = {}
+        self.optims: dict[str, ScheduledOptimizer] = {}
         self.adversarial_from: int | None = None  # step at which the adversarial phase began
         #: discriminator widths times this (BigVGAN's ``discriminator_channel_mult``; 1 in every recipe)
         self.width = float(self.settings.get("discriminator_channel_mult", 1.0))
@@ -316,7 +123,7 @@ class Objective:
         settings = self.settings.get(settings_key or key)
         if not isinstance(settings, Mapping) or "lr" not in settings:
             raise ObjectiveError(f"{self.name}: training.{settings_key or key} needs an optimizer and an lr")
-        self.optims[key] = _Optim([p for p in params if p.requires_grad], settings)
+        self.optims[key] = ScheduledOptimizer([p for p in params if p.requires_grad], settings)
 
     def finish_setup(self) -> "Objective":
         self.discriminators.to(self.device)
