@@ -38,6 +38,7 @@ import math
 import platform
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -53,7 +54,8 @@ from audiofootprint.training.objectives import StepContext, build_objective
 from audiofootprint.vocoders import zoo
 from audiofootprint.vocoders.base import Vocoder
 
-__all__ = ["CHECKPOINT", "GENERATOR", "RECORD", "NonFiniteLossError", "TrainingFailed", "train"]
+__all__ = ["CHECKPOINT", "GENERATOR", "RECORD", "EnergyTotal", "NonFiniteLossError", "RunState", "TrainingFailed",
+           "TrainingRun", "train"]
 
 CHECKPOINT = "checkpoint.pt"
 GENERATOR = "generator.pt"
@@ -93,8 +95,9 @@ class TrainingFailed(RuntimeError):
         self.error, self.progress = error, progress
 
 
-class _Energy:
-    """Energy summed over codecarbon tasks, per part, with the CO2e and the number of tasks."""
+class EnergyTotal:
+    """Energy summed over codecarbon tasks, per part, in joules (codecarbon reports kWh: converted
+    once, here), with the CO2e and the number of tasks."""
 
     def __init__(self, state: Mapping | None = None):
         state = dict(state or {})
@@ -103,6 +106,7 @@ class _Energy:
         self.tasks = int(state.get("tasks", 0))
 
     def add(self, data) -> None:
+        """Add one codecarbon task's ``EmissionsData``."""
         self.joules["cpu"] += float(data.cpu_energy) * J_PER_KWH
         self.joules["gpu"] += float(data.gpu_energy) * J_PER_KWH
         self.joules["ram"] += float(data.ram_energy) * J_PER_KWH
@@ -113,11 +117,62 @@ class _Energy:
     def total_j(self) -> float:
         return sum(self.joules.values())
 
+    @property
+    def total_kwh(self) -> float:
+        return self.total_j / J_PER_KWH
+
     def as_dict(self) -> dict:
         out = {f"{part}_j": j for part, j in self.joules.items()}
         out.update({f"{part}_kwh": j / J_PER_KWH for part, j in self.joules.items()})
-        out.update(total_j=self.total_j, total_kwh=self.total_j / J_PER_KWH, co2e_kg=self.co2e_kg, tasks=self.tasks)
+        out.update(total_j=self.total_j, total_kwh=self.total_kwh, co2e_kg=self.co2e_kg, tasks=self.tasks)
         return out
+
+
+@dataclass
+class RunState:
+    """What a run has done so far. Its checkpoint holds it (:meth:`as_checkpoint`); a resumed run starts
+    from it (:meth:`from_checkpoint`)."""
+
+    step: int = 0
+    seconds: float = 0.0  # training time: the budget's clock (evaluations and checkpoints excluded)
+    eval_seconds: float = 0.0
+    energy: EnergyTotal = field(default_factory=EnergyTotal)  # the training steps'
+    eval_energy: EnergyTotal = field(default_factory=EnergyTotal)
+    history: list[dict] = field(default_factory=list)  # evaluation points
+    evals_done: int = 0  # intermediate evaluation points passed (k / eval_points, k < eval_points)
+    loss_sum: float = 0.0  # since the last evaluation point
+    loss_count: int = 0
+    last_losses: dict = field(default_factory=dict)
+    seen: dict = field(default_factory=dict)  # methods and hardware codecarbon reported
+    resumes: int = 0
+    wall_before: float = 0.0  # wall time of the calls before this one
+
+    def as_checkpoint(self) -> dict:
+        return {"step": self.step, "seconds": self.seconds, "eval_seconds": self.eval_seconds,
+                "energy": self.energy.as_dict(), "eval_energy": self.eval_energy.as_dict(),
+                "history": self.history, "evals_done": self.evals_done, "loss_sum": self.loss_sum,
+                "loss_count": self.loss_count, "last_losses": self.last_losses, "seen": self.seen,
+                "resumes": self.resumes}
+
+    @classmethod
+    def from_checkpoint(cls, state: Mapping) -> RunState:
+        return cls(step=int(state["step"]), seconds=float(state["seconds"]),
+                   eval_seconds=float(state.get("eval_seconds", 0.0)),
+                   energy=EnergyTotal(state["energy"]), eval_energy=EnergyTotal(state["eval_energy"]),
+                   history=list(state["history"]), evals_done=int(state["evals_done"]),
+                   loss_sum=float(state["loss_sum"]), loss_count=int(state["loss_count"]),
+                   last_losses=dict(state.get("last_losses", {})), seen=dict(state.get("seen", {})),
+                   resumes=int(state.get("resumes", 0)) + 1, wall_before=float(state.get("wall_seconds", 0.0)))
+
+    def curve(self) -> list[dict]:
+        """The learning curve: the evaluation points without their per-utterance scores."""
+        return [{k: v for k, v in point.items() if k != "per_utterance"} for point in self.history]
+
+    def spent(self) -> dict:
+        """Training and evaluation time and energy, as the record and a failure give them."""
+        return {"steps": self.step, "seconds": self.seconds, "energy_j": self.energy.total_j,
+                "energy_kwh": self.energy.total_kwh, "co2e_kg": self.energy.co2e_kg,
+                "energy": self.energy.as_dict()}
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -171,266 +226,273 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
         raise SharedTrainingError(
             f"{entry.name} shares the training of {section['shares_training_with']!r} "
             f"(training.shares_training_with in {entry.path}): train that one and load its generator.pt")
-    objective_name = section.get("objective", "none")
-    device = torch.device(device)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if model is None:
         torch.manual_seed(seed)
         model = zoo.build(entry, **dict(model_overrides or {}))
-    if objective_name == "none":
+    if section.get("objective", "none") == "none":
         return _no_training(entry, model, out_dir, section)
+    return TrainingRun(entry, model, corpus_dir, out_dir, budget, section, torch.device(device), seed).run(
+        tracker_settings, progress)
 
-    # -- data and model ------------------------------------------------------------------------
-    batch_size = int(budget.batch_size or section.get("batch_size", 1))
-    segment = int(budget.segment_samples or section.get("segment_samples", 8192))
-    hop = model.hop_length
-    if segment % hop:
-        raise zoo.ConfigError(f"{entry.path}: segment_samples {segment} is not a multiple of the hop ({hop})")
-    corpus_rate = BatchStream(corpus_dir, 1, 1, seed).sample_rate
-    if corpus_rate != model.mel.sample_rate:
-        raise zoo.ConfigError(
-            f"{entry.path}: the model's mel analysis is at {model.mel.sample_rate} Hz, the corpus "
-            f"{corpus_dir} at {corpus_rate} Hz: build the model for the corpus' rate "
-            "(audiofootprint.vocoders.zoo.build_for_corpus)")
-    model.to(device).train()
-    torch.manual_seed(seed)
-    objective = build_objective(objective_name, model, section, device)
-    crop = objective.crop_samples(segment)
-    stream = BatchStream(corpus_dir, crop, batch_size, seed)
-    eval_seconds = min(float(budget.eval_max_seconds), float(section.get("eval_max_seconds", math.inf)))
-    eval_set = load_eval_set(corpus_dir, budget.eval_utterances if budget.eval_points or budget.eval_at_start else 0,
-                             eval_seconds, hop)
 
-    # -- state: fresh or resumed ------------------------------------------------------------
-    step, seconds, eval_seconds_spent, resumes, wall_before = 0, 0.0, 0.0, 0, 0.0
-    energy, eval_energy = _Energy(), _Energy()
-    history: list[dict] = []
-    evals_done = 0  # intermediate evaluation points passed (k / eval_points, k < eval_points)
-    loss_sum, loss_count, last_losses = 0.0, 0, {}
-    seen: dict = {}  # methods and hardware codecarbon reported (kept for calls that measure nothing)
-    checkpoint_path = out_dir / CHECKPOINT
-    if checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
-        if state.get("objective") != objective_name or int(state.get("seed", seed)) != int(seed):
-            raise ValueError(f"{checkpoint_path} was written by objective {state.get('objective')!r} with seed "
-                             f"{state.get('seed')}, not {objective_name!r} with seed {seed}: remove it to start afresh")
-        model.load_state_dict(state["model"])
-        objective.load_state_dict(state["objective_state"])
-        step, seconds = int(state["step"]), float(state["seconds"])
-        eval_seconds_spent = float(state.get("eval_seconds", 0.0))
-        energy, eval_energy = _Energy(state["energy"]), _Energy(state["eval_energy"])
-        history = list(state["history"])
-        evals_done = int(state["evals_done"])
-        loss_sum, loss_count = float(state["loss_sum"]), int(state["loss_count"])
-        last_losses = dict(state.get("last_losses", {}))
-        seen = dict(state.get("seen", {}))
-        resumes = int(state.get("resumes", 0)) + 1
-        wall_before = float(state.get("wall_seconds", 0.0))
-        _set_rng_state(state["rng"], device)
-    else:
+class TrainingRun:
+    """One training run: its data and objective, its state (fresh, or resumed from ``checkpoint.pt``),
+    the measured stretches of steps between checkpoints and evaluations, and what it writes (checkpoint,
+    generator, record) or raises (:class:`TrainingFailed`)."""
+
+    def __init__(self, entry: zoo.ZooEntry, model: Vocoder, corpus_dir: str | Path, out_dir: Path,
+                 budget: Budget, section: Mapping, device: torch.device, seed: int):
+        self.entry, self.model, self.corpus_dir, self.out_dir = entry, model, corpus_dir, out_dir
+        self.budget, self.section, self.device, self.seed = budget, section, device, int(seed)
+        self.objective_name = section["objective"]
+        self.batch_size = int(budget.batch_size or section.get("batch_size", 1))
+        self.segment = int(budget.segment_samples or section.get("segment_samples", 8192))
+        hop = model.hop_length
+        if self.segment % hop:
+            raise zoo.ConfigError(f"{entry.path}: segment_samples {self.segment} is not a multiple of the hop ({hop})")
+        corpus_rate = BatchStream(corpus_dir, 1, 1, seed).sample_rate
+        if corpus_rate != model.mel.sample_rate:
+            raise zoo.ConfigError(
+                f"{entry.path}: the model's mel analysis is at {model.mel.sample_rate} Hz, the corpus "
+                f"{corpus_dir} at {corpus_rate} Hz: build the model for the corpus' rate "
+                "(audiofootprint.vocoders.zoo.build_for_corpus)")
+        model.to(device).train()
         torch.manual_seed(seed)
+        self.objective = build_objective(self.objective_name, model, section, device)
+        self.crop = self.objective.crop_samples(self.segment)
+        self.stream = BatchStream(corpus_dir, self.crop, self.batch_size, seed)
+        eval_seconds = min(float(budget.eval_max_seconds), float(section.get("eval_max_seconds", math.inf)))
+        wanted = budget.eval_utterances if budget.eval_points or budget.eval_at_start else 0
+        self.eval_set = load_eval_set(corpus_dir, wanted, eval_seconds, hop)
+        self.checkpoint_path = out_dir / CHECKPOINT
+        if self.checkpoint_path.is_file():
+            self.state, self.dirty = self._resumed(), False
+        else:
+            torch.manual_seed(seed)
+            self.state, self.dirty = RunState(), True  # dirty: progress not yet in the checkpoint
 
-    tracker = tracker_settings if hasattr(tracker_settings, "start_task") else open_tracker(tracker_settings)
-    wall_start = time.perf_counter()
-    dirty = not checkpoint_path.is_file()
+    def _resumed(self) -> RunState:
+        saved = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        if saved.get("objective") != self.objective_name or int(saved.get("seed", self.seed)) != self.seed:
+            raise ValueError(
+                f"{self.checkpoint_path} was written by objective {saved.get('objective')!r} with seed "
+                f"{saved.get('seed')}, not {self.objective_name!r} with seed {self.seed}: remove it to start afresh")
+        self.model.load_state_dict(saved["model"])
+        self.objective.load_state_dict(saved["objective_state"])
+        _set_rng_state(saved["rng"], self.device)
+        return RunState.from_checkpoint(saved)
 
-    def done() -> bool:
-        return step >= budget.max_steps or seconds >= budget.max_seconds
+    # -- the budget ---------------------------------------------------------------------------
+    def done(self) -> bool:
+        return self.state.step >= self.budget.max_steps or self.state.seconds >= self.budget.max_seconds
 
-    def intermediate_due(at_seconds: float) -> bool:
-        n = budget.eval_points
-        return evals_done < n - 1 and budget.progress(step, at_seconds) >= (evals_done + 1) / n
+    def _intermediate_due(self, at_seconds: float) -> bool:
+        n, state = self.budget.eval_points, self.state
+        return state.evals_done < n - 1 and self.budget.progress(state.step, at_seconds) >= (state.evals_done + 1) / n
 
-    def measured(data) -> None:
-        seen["methods"] = measurement_methods(tracker)
-        seen["hardware"] = hardware_seen(tracker, data)
+    def _stretch_ends(self, seconds_now: float) -> bool:
+        """Whether the stretch of steps ends here: the budget spent, a checkpoint or an evaluation due."""
+        budget, step = self.budget, self.state.step
+        return (step >= budget.max_steps or seconds_now >= budget.max_seconds
+                or bool(budget.checkpoint_every and step % budget.checkpoint_every == 0)
+                or bool(budget.checkpoint_every_s and seconds_now - self.state.seconds >= budget.checkpoint_every_s)
+                or self._intermediate_due(seconds_now))
 
-    def run_evaluation() -> None:
-        nonlocal eval_seconds_spent, loss_sum, loss_count, dirty
-        if not eval_set:
-            return
-        _synchronize(device)
-        task = _task_name("eval", step)
-        tracker.start_task(task)
+    # -- measured work --------------------------------------------------------------------------
+    def _measured(self, task: str, work, total: EnergyTotal) -> float:
+        """Run ``work()`` as the codecarbon task ``task`` (CUDA synchronised at both ends); add its energy
+        to ``total``, also when it fails (an interruption's energy is lost with its steps); return its
+        seconds."""
+        _synchronize(self.device)
+        self.tracker.start_task(task)
         began = time.perf_counter()
         try:
-            scores = evaluate(model, eval_set, budget.eval_metrics, device, seed + 7919 * (len(history) + 1))
-            _synchronize(device)
+            work()
+            _synchronize(self.device)
         except BaseException as error:
-            data = tracker.stop_task(task)  # leave a shared tracker usable
-            if isinstance(error, Exception):  # a failure, not an interruption: its energy was spent
-                eval_energy.add(data)
-                measured(data)
+            data = self.tracker.stop_task(task)  # leave a shared tracker usable
+            if isinstance(error, Exception):  # a failure, not an interruption: the run ends with what it spent
+                self._account(data, total, time.perf_counter() - began, total is self.state.energy)
             raise
-        eval_seconds_spent += time.perf_counter() - began
-        data = tracker.stop_task(task)
-        eval_energy.add(data)
-        measured(data)
-        point = {"step": step, "seconds": seconds, "energy_j": energy.total_j,
-                 "loss": loss_sum / loss_count if loss_count else None, "epoch": stream.epoch_of(step)}
-        point.update({m: scores.get(m) for m in budget.eval_metrics})
+        seconds = time.perf_counter() - began
+        self._account(self.tracker.stop_task(task), total, seconds, total is self.state.energy)
+        return seconds
+
+    def _account(self, data, total: EnergyTotal, seconds: float, training: bool) -> None:
+        total.add(data)
+        self.state.seen["methods"] = measurement_methods(self.tracker)
+        self.state.seen["hardware"] = hardware_seen(self.tracker, data)
+        if training:
+            self.state.seconds += seconds
+
+    def _evaluate(self) -> None:
+        if not self.eval_set:
+            return
+        state, scores = self.state, {}
+
+        def work():
+            seed = self.seed + 7919 * (len(state.history) + 1)
+            scores.update(evaluate(self.model, self.eval_set, self.budget.eval_metrics, self.device, seed))
+
+        began = time.perf_counter()
+        self._measured(_task_name("eval", state.step), work, state.eval_energy)
+        state.eval_seconds += time.perf_counter() - began
+        point = {"step": state.step, "seconds": state.seconds, "energy_j": state.energy.total_j,
+                 "loss": state.loss_sum / state.loss_count if state.loss_count else None,
+                 "epoch": self.stream.epoch_of(state.step)}
+        point.update({m: scores.get(m) for m in self.budget.eval_metrics})
         point["per_utterance"] = scores["per_utterance"]
-        history.append(point)
-        loss_sum, loss_count = 0.0, 0
-        dirty = True
+        state.history.append(point)
+        state.loss_sum, state.loss_count = 0.0, 0
+        self.dirty = True
 
-    def save_checkpoint() -> None:
-        nonlocal dirty
-        state = {
-            "format": FORMAT, "model_name": entry.name, "objective": objective_name, "seed": int(seed),
-            "model": model.state_dict(), "objective_state": objective.state_dict(),
-            "step": step, "seconds": seconds, "eval_seconds": eval_seconds_spent,
-            "energy": energy.as_dict(), "eval_energy": eval_energy.as_dict(),
-            "history": history, "evals_done": evals_done,
-            "loss_sum": loss_sum, "loss_count": loss_count, "last_losses": last_losses, "seen": seen,
-            "resumes": resumes, "rng": _rng_state(device), "budget": budget.as_dict(),
-            "wall_seconds": wall_before + time.perf_counter() - wall_start,
-        }
-        atomic.write_torch(checkpoint_path, state)
-        dirty = False
-
-    def postfix(losses: Mapping) -> dict:
-        shown = {k: f"{v:.3g}" for k, v in losses.items() if k.startswith("loss")}
-        return shown | {"energy": f"{energy.total_j:.0f} J"}
-
-    def train_segment(segment_start: float) -> None:
+    def _steps(self) -> None:
         """Training steps up to the next checkpoint, evaluation point or the end of the budget."""
-        nonlocal step, last_losses, loss_sum, loss_count
+        state, budget, started = self.state, self.budget, time.perf_counter()
         while True:
-            ctx = StepContext(step=step, epoch=stream.epoch_of(step), progress=budget.progress(step, seconds))
-            wave = stream.batch(step).to(device, non_blocking=True)
-            losses = objective.step(wave, ctx)
+            ctx = StepContext(step=state.step, epoch=self.stream.epoch_of(state.step),
+                              progress=budget.progress(state.step, state.seconds))
+            wave = self.stream.batch(state.step).to(self.device, non_blocking=True)
+            losses = self.objective.step(wave, ctx)
             if not math.isfinite(losses["loss"]):
                 shown = ", ".join(f"{k}={v:.4g}" for k, v in losses.items())
-                raise NonFiniteLossError(f"the loss is {losses['loss']} at step {step} ({shown}): training diverged")
-            step += 1
-            last_losses = losses
-            loss_sum += losses["loss"]
-            loss_count += 1
-            seconds_now = seconds + (time.perf_counter() - segment_start)
-            # the bar's total is the step budget or, when the time budget binds first, the steps
-            # that fit in it at the speed so far: tqdm's time left then means the end of training
-            if math.isfinite(budget.max_seconds):
-                bar.total = max(step, min(budget.max_steps, int(step / max(seconds_now, 1e-9) * budget.max_seconds)))
-            bar.update(1)
-            bar.set_postfix(postfix(losses), refresh=False)
-            if step >= budget.max_steps or seconds_now >= budget.max_seconds:
-                return
-            if budget.checkpoint_every and step % budget.checkpoint_every == 0:
-                return
-            if budget.checkpoint_every_s and seconds_now - seconds >= budget.checkpoint_every_s:
-                return
-            if intermediate_due(seconds_now):
+                raise NonFiniteLossError(
+                    f"the loss is {losses['loss']} at step {state.step} ({shown}): training diverged")
+            state.step += 1
+            state.last_losses = losses
+            state.loss_sum += losses["loss"]
+            state.loss_count += 1
+            seconds_now = state.seconds + (time.perf_counter() - started)
+            self._show(losses, seconds_now)
+            if self._stretch_ends(seconds_now):
                 return
 
-    from tqdm.auto import tqdm
+    # -- progress bar ---------------------------------------------------------------------------
+    def _postfix(self, losses: Mapping) -> dict:
+        shown = {k: f"{v:.3g}" for k, v in losses.items() if k.startswith("loss")}
+        return shown | {"energy": f"{self.state.energy.total_j:.0f} J"}
 
-    bar = tqdm(total=budget.max_steps, initial=min(step, budget.max_steps), disable=not progress,
-               desc=f"train {entry.name}", unit="step", dynamic_ncols=True, leave=True)
-    try:
-        if budget.eval_at_start and step == 0 and not history:
-            run_evaluation()
-        while not done():
-            # one codecarbon task: training steps up to the next checkpoint, evaluation or the end
-            _synchronize(device)
-            task = _task_name("train", step)
-            tracker.start_task(task)
-            segment_start = time.perf_counter()
-            try:
-                train_segment(segment_start)
-                _synchronize(device)
-            except BaseException as error:
-                # interrupted: the steps since the last checkpoint (and their energy) are lost
-                data = tracker.stop_task(task)
-                if isinstance(error, Exception):  # failed: the run ends here, with what it spent
-                    seconds += time.perf_counter() - segment_start
-                    energy.add(data)
-                    measured(data)
-                raise
-            seconds += time.perf_counter() - segment_start
-            data = tracker.stop_task(task)
-            energy.add(data)
-            measured(data)
-            dirty = True
-            bar.set_postfix(postfix(last_losses))
-            while intermediate_due(seconds) and not done():
-                evals_done += 1
-                run_evaluation()
-            if not done():
-                save_checkpoint()
-        # the final evaluation (unless this step was evaluated already)
-        if budget.eval_points and (not history or history[-1]["step"] != step):
-            run_evaluation()
-        if dirty:
-            save_checkpoint()
-        atomic.write_torch(out_dir / GENERATOR, _to_cpu(model.state_dict_for_checkpoint()))
-    except Exception as error:
-        raise TrainingFailed(error, {
-            "objective": objective_name, "steps": step, "seconds": seconds, "energy_j": energy.total_j,
-            "energy_kwh": energy.total_j / J_PER_KWH, "co2e_kg": energy.co2e_kg, "energy": energy.as_dict(),
-            "evaluation": {"seconds": eval_seconds_spent, "energy": eval_energy.as_dict()},
-            "total_energy_kwh": (energy.total_j + eval_energy.total_j) / J_PER_KWH, "methods": seen.get("methods", {}),
-            "hardware": seen.get("hardware", {"os": platform.platform()}), "device": str(device), "seed": int(seed),
-            "budget": budget.as_dict(), "resumes": resumes,
-            "curve": [{k: v for k, v in point.items() if k != "per_utterance"} for point in history],
-        }) from error
-    finally:
-        bar.close()
+    def _show(self, losses: Mapping, seconds_now: float) -> None:
+        # the bar's total is the step budget or, when the time budget binds first, the steps that fit
+        # in it at the speed so far: tqdm's time left then means the end of training
+        step, budget = self.state.step, self.budget
+        if math.isfinite(budget.max_seconds):
+            self.bar.total = max(step, min(budget.max_steps, int(step / max(seconds_now, 1e-9) * budget.max_seconds)))
+        self.bar.update(1)
+        self.bar.set_postfix(self._postfix(losses), refresh=False)
 
-    record = _record(entry, model, objective, section, budget, stream, eval_set, corpus_dir, device, seed,
-                     step, seconds, eval_seconds_spent, energy, eval_energy, history, last_losses, resumes,
-                     seen, wall_before, time.perf_counter() - wall_start, crop, segment, batch_size)
-    atomic.write_json(out_dir / RECORD, record)
-    return record
+    # -- the run --------------------------------------------------------------------------------
+    def run(self, tracker_settings: TrackerSettings | object, progress: bool = True) -> dict:
+        """Train until the budget is spent; write the generator and the record; return the record."""
+        from tqdm.auto import tqdm
 
+        self.tracker = tracker_settings if hasattr(tracker_settings, "start_task") else open_tracker(tracker_settings)
+        self.wall_start = time.perf_counter()
+        state, budget = self.state, self.budget
+        self.bar = tqdm(total=budget.max_steps, initial=min(state.step, budget.max_steps), disable=not progress,
+                        desc=f"train {self.entry.name}", unit="step", dynamic_ncols=True, leave=True)
+        try:
+            if budget.eval_at_start and state.step == 0 and not state.history:
+                self._evaluate()
+            while not self.done():
+                # one codecarbon task: training steps up to the next checkpoint, evaluation or the end
+                self._measured(_task_name("train", state.step), self._steps, state.energy)
+                self.dirty = True
+                self.bar.set_postfix(self._postfix(state.last_losses))
+                while self._intermediate_due(state.seconds) and not self.done():
+                    state.evals_done += 1
+                    self._evaluate()
+                if not self.done():
+                    self._save_checkpoint()
+            # the final evaluation (unless this step was evaluated already)
+            if budget.eval_points and (not state.history or state.history[-1]["step"] != state.step):
+                self._evaluate()
+            if self.dirty:
+                self._save_checkpoint()
+            atomic.write_torch(self.out_dir / GENERATOR, _to_cpu(self.model.state_dict_for_checkpoint()))
+        except Exception as error:
+            raise TrainingFailed(error, self._failure()) from error
+        finally:
+            self.bar.close()
+        record = self._record()
+        atomic.write_json(self.out_dir / RECORD, record)
+        return record
 
-def _record(entry, model, objective, section, budget, stream, eval_set, corpus_dir, device, seed, step, seconds,
-            eval_seconds, energy, eval_energy, history, last_losses, resumes, seen, wall_before, wall_s,
-            crop, segment, batch_size) -> dict:
-    stopped = "max_steps" if step >= budget.max_steps else "max_seconds"
-    curve = [{k: v for k, v in point.items() if k != "per_utterance"} for point in history]
-    return {
-        "format": FORMAT,
-        "model": entry.name,
-        "family": entry.family,
-        "objective": objective.name,
-        "recipe": section.get("recipe"),
-        "recipe_steps": section.get("recipe_steps"),
-        "settings": json.loads(json.dumps(objective.describe(), default=str)),
-        "steps": step,
-        "epochs": step * batch_size / len(stream),
-        "seconds": seconds,
-        "steps_per_second": step / seconds if seconds > 0 else None,
-        "stopped_by": stopped,
-        "energy_j": energy.total_j,
-        "energy_kwh": energy.total_j / J_PER_KWH,
-        "co2e_kg": energy.co2e_kg,
-        "energy": energy.as_dict(),
-        "evaluation": {"seconds": eval_seconds, "energy": eval_energy.as_dict(), "split": eval_set.split,
-                       "utterances": [utt_id for utt_id, _ in eval_set], "metrics": list(budget.eval_metrics)},
-        "total_energy_kwh": (energy.total_j + eval_energy.total_j) / J_PER_KWH,
-        "total_co2e_kg": energy.co2e_kg + eval_energy.co2e_kg,
-        "methods": seen.get("methods", {}),
-        "hardware": seen.get("hardware", {"os": platform.platform()}),
-        "device": str(device),
-        "torch_threads": torch.get_num_threads(),
-        "seed": int(seed),
-        "budget": budget.as_dict(),
-        "batch_size": batch_size,
-        "segment_samples": segment,
-        "crop_samples": crop,
-        "corpus": {"dir": str(corpus_dir), "sample_rate": stream.sample_rate,
-                   "train_utterances": len(stream)},
-        "mel": model.mel.as_dict(),
-        "convention": convention_of(model),
-        "parameters": objective.parameter_counts(),
-        "learning_rates": objective.learning_rates(),
-        "adversarial_from_step": objective.adversarial_from,
-        "final_losses": last_losses,
-        "resumes": resumes,
-        "wall_seconds": wall_before + wall_s,  # all calls: training, evaluations, checkpoints, set-up
-        "wall_seconds_this_call": wall_s,
-        "curve": curve,
-        "curve_per_utterance": [{"step": p["step"], "scores": p.get("per_utterance", {})} for p in history],
-    }
+    def _wall_seconds(self) -> float:
+        return time.perf_counter() - self.wall_start
+
+    def _save_checkpoint(self) -> None:
+        saved = {"format": FORMAT, "model_name": self.entry.name, "objective": self.objective_name,
+                 "seed": self.seed, "model": self.model.state_dict(), "objective_state": self.objective.state_dict(),
+                 **self.state.as_checkpoint(), "rng": _rng_state(self.device), "budget": self.budget.as_dict(),
+                 "wall_seconds": self.state.wall_before + self._wall_seconds()}
+        atomic.write_torch(self.checkpoint_path, saved)
+        self.dirty = False
+
+    def _evaluation_spent(self) -> dict:
+        state = self.state
+        return {"seconds": state.eval_seconds, "energy": state.eval_energy.as_dict()}
+
+    def _failure(self) -> dict:
+        """What the run did until it failed (:class:`TrainingFailed`'s ``progress``)."""
+        state = self.state
+        return {
+            "objective": self.objective_name, **state.spent(), "evaluation": self._evaluation_spent(),
+            "total_energy_kwh": (state.energy.total_j + state.eval_energy.total_j) / J_PER_KWH,
+            "methods": state.seen.get("methods", {}),
+            "hardware": state.seen.get("hardware", {"os": platform.platform()}), "device": str(self.device),
+            "seed": self.seed, "budget": self.budget.as_dict(), "resumes": state.resumes, "curve": state.curve(),
+        }
+
+    def _record(self) -> dict:
+        """The training record (``training.json``) of a run that spent its budget."""
+        state, budget, stream, objective = self.state, self.budget, self.stream, self.objective
+        wall_s = self._wall_seconds()
+        spent = state.spent()
+        return {
+            "format": FORMAT,
+            "model": self.entry.name,
+            "family": self.entry.family,
+            "objective": objective.name,
+            "recipe": self.section.get("recipe"),
+            "recipe_steps": self.section.get("recipe_steps"),
+            "settings": json.loads(json.dumps(objective.describe(), default=str)),
+            "steps": state.step,
+            "epochs": state.step * self.batch_size / len(stream),
+            "seconds": state.seconds,
+            "steps_per_second": state.step / state.seconds if state.seconds > 0 else None,
+            "stopped_by": "max_steps" if state.step >= budget.max_steps else "max_seconds",
+            "energy_j": spent["energy_j"],
+            "energy_kwh": spent["energy_kwh"],
+            "co2e_kg": spent["co2e_kg"],
+            "energy": spent["energy"],
+            "evaluation": self._evaluation_spent() | {
+                "split": self.eval_set.split, "utterances": [utt_id for utt_id, _ in self.eval_set],
+                "metrics": list(budget.eval_metrics)},
+            "total_energy_kwh": (state.energy.total_j + state.eval_energy.total_j) / J_PER_KWH,
+            "total_co2e_kg": state.energy.co2e_kg + state.eval_energy.co2e_kg,
+            "methods": state.seen.get("methods", {}),
+            "hardware": state.seen.get("hardware", {"os": platform.platform()}),
+            "device": str(self.device),
+            "torch_threads": torch.get_num_threads(),
+            "seed": self.seed,
+            "budget": budget.as_dict(),
+            "batch_size": self.batch_size,
+            "segment_samples": self.segment,
+            "crop_samples": self.crop,
+            "corpus": {"dir": str(self.corpus_dir), "sample_rate": stream.sample_rate,
+                       "train_utterances": len(stream)},
+            "mel": self.model.mel.as_dict(),
+            "convention": convention_of(self.model),
+            "parameters": objective.parameter_counts(),
+            "learning_rates": objective.learning_rates(),
+            "adversarial_from_step": objective.adversarial_from,
+            "final_losses": state.last_losses,
+            "resumes": state.resumes,
+            "wall_seconds": state.wall_before + wall_s,  # all calls: training, evaluations, checkpoints, set-up
+            "wall_seconds_this_call": wall_s,
+            "curve": state.curve(),
+            "curve_per_utterance": [{"step": p["step"], "scores": p.get("per_utterance", {})} for p in state.history],
+        }
