@@ -238,3 +238,24 @@ def test_default_profile_scores_converged_models_on_all_18_test_utterances(tmp_p
     assert len(chosen) == 18 and 140 < seconds < 150
     budget = utterances_within(tmp_path / "corpus", scoring_limits(params["profile"], None, False))
     assert len(budget) < len(chosen)
+
+
+def test_a_profile_and_a_model_meet_by_one_rule_the_smaller_limit_wins(entries):
+    """zoo.within_limits, the one precedence rule: scoring, harness and quantization limits alike."""
+    from audiofootprint.evaluate import measure_settings
+    from audiofootprint.quantization.study import quantization_test_set
+
+    assert zoo.within_limits({"a": 5, "b": None, "c": 2.0}, {"a": 3, "b": 7, "d": 1}, "abcd") == {
+        "a": 3, "b": 7, "c": 2.0, "d": 1}
+    assert zoo.within_limits({}, {}, ["a"]) == {"a": None}
+    small = {"benchmark": {"test_utterances": 2, "max_test_seconds": 4.0,
+                           "converged": {"test_utterances": 2, "max_test_seconds": 4.0}},
+             "quantize": {"test_utterances": 1, "max_test_seconds": 1.5},
+             "measure": {"warmup": 1, "windows": 2, "min_repeats": 2, "audio_seconds": 1.0}}
+    # diffwave_6 asks for 6 s of test audio: a smaller profile (ci) keeps its own 4 s
+    assert scoring_limits(small, entries["diffwave_6"], False) == {"test_utterances": 2, "max_test_seconds": 4.0}
+    assert quantization_test_set(small, entries["wavernn"]) == {"test_utterances": 1, "max_test_seconds": 1.5}
+    # wavernn's measure section: 0.25 s of audio, 3 windows, 1 repeat; the profile's 2 windows stay
+    assert measure_settings(small, entries["wavernn"]) == {"warmup": 1, "windows": 2, "min_repeats": 1,
+                                                          "audio_seconds": 0.25}
+

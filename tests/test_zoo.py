@@ -130,3 +130,19 @@ def test_measure_command_prints_a_full_measurement(no_network, capsys, tmp_path)
 def test_measure_unknown_vocoder(capsys):
     assert cli.main(["--root", str(ROOT), "measure", "nope", "--profile", "ci"]) == 2
     assert "unknown vocoder 'nope'; configured: " in capsys.readouterr().err
+
+
+def test_a_vocoder_file_is_read_once(tmp_path):
+    """Every section comes from what load_entry read: a later edit of the file (or its removal) is not
+    seen half-way through a stage."""
+    path = tmp_path / "wavernn.yaml"
+    path.write_text((ROOT / "conf/vocoder/wavernn.yaml").read_text())
+    entry = zoo.load_entry(path)
+    path.unlink()
+    assert zoo.section(entry, "benchmark") == {"max_test_seconds": 2.0, "test_utterances": 1}
+    assert zoo.section(entry, "training")["batch_size"] == 256
+    section = zoo.section(entry, "training")
+    section["batch_size"] = 1  # a copy: the entry keeps its own
+    assert zoo.section(entry, "training")["batch_size"] == 256
+    with pytest.raises(KeyError, match="not a section"):
+        zoo.section(entry, "model")

@@ -102,13 +102,12 @@ def scoring_limits(profile: dict, entry: zoo.ZooEntry | None, converged: bool) -
 
     Converged models, the floor and the recordings: ``profile.benchmark.converged`` (``null`` =
     no limit: the whole split); budget-trained ones: ``profile.benchmark``'s own limits. A
-    model's ``benchmark`` section (slow samplers) overrides both.
+    model's ``benchmark`` section (slow samplers) lowers them (:func:`~audiofootprint.vocoders.zoo.within_limits`).
     """
     budget = profile["benchmark"]
     source = budget["converged"] if converged else budget
-    limits = {key: source.get(key) for key in ("test_utterances", "max_test_seconds")}
     own = zoo.section(entry, "benchmark") if entry is not None else {}
-    return {**limits, **{key: own[key] for key in limits if key in own}}
+    return zoo.within_limits(source, own, ("test_utterances", "max_test_seconds"))
 
 
 def utterances_within(corpus_dir: Path, limits: dict) -> list[Utterance]:
@@ -194,9 +193,11 @@ def score(model: Vocoder, utterances: list[Utterance], metrics: tuple[str, ...],
 
 
 def measure_settings(profile: dict, entry: zoo.ZooEntry | None) -> dict:
-    """The harness settings of a model: the profile's ``measure`` section, where the model's own
-    ``measure`` section (slow samplers) overrides it; ``audio_seconds`` included."""
-    return {**profile["measure"], **(zoo.section(entry, "measure") if entry is not None else {})}
+    """The harness settings of a model: the profile's ``measure`` section, lowered where the model's own
+    ``measure`` section (slow samplers) asks for less (:func:`~audiofootprint.vocoders.zoo.within_limits`);
+    ``audio_seconds`` included."""
+    own = zoo.section(entry, "measure") if entry is not None else {}
+    return {**profile["measure"], **zoo.within_limits(profile["measure"], own, own)}
 
 
 def measure(model: Vocoder, mel: torch.Tensor, setup: StageSetup, profile: dict, entry: zoo.ZooEntry | None,

@@ -40,11 +40,10 @@ def calibration_mels(model: Vocoder, corpus_dir: Path, count: int, seconds: floa
 
 
 def quantization_test_set(profile: dict, entry: zoo.ZooEntry) -> dict:
-    """Test utterances and seconds per variant: the profile's ``quantize`` budget, or the model's
-    own ``benchmark`` limits where those are smaller (slow samplers)."""
+    """Test utterances and seconds per variant: the profile's ``quantize`` budget, lowered by the
+    model's own ``benchmark`` limits (:func:`~audiofootprint.vocoders.zoo.within_limits`)."""
     budget = {**profile["benchmark"], **profile["quantize"]}
-    own = zoo.section(entry, "benchmark")
-    return {key: min(budget[key], own.get(key, budget[key])) for key in ("test_utterances", "max_test_seconds")}
+    return zoo.within_limits(budget, zoo.section(entry, "benchmark"), ("test_utterances", "max_test_seconds"))
 
 
 def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress: bool = True) -> dict:

@@ -67,8 +67,8 @@ class Budget:
     ``eval_max_seconds``) are spread evenly over the budget, the last at the end; ``eval_at_start``
     adds one before the first step. A checkpoint is written every ``checkpoint_every`` steps and/or
     ``checkpoint_every_s`` seconds of training, at every evaluation and at the end.
-    ``batch_size`` and ``segment_samples`` (``None``: the model's ``training`` section) override the
-    recipe's.
+    ``batch_size`` and ``segment_samples`` (``None``: no limit) cap the recipe's (the model's ``training``
+    section): the smaller wins, as everywhere a profile meets a model (:func:`audiofootprint.vocoders.zoo.within_limits`).
     """
 
     max_steps: int = 1000

@@ -247,8 +247,10 @@ class TrainingRun:
         self.entry, self.model, self.corpus_dir, self.out_dir = entry, model, corpus_dir, out_dir
         self.budget, self.section, self.device, self.seed = budget, section, device, int(seed)
         self.objective_name = section["objective"]
-        self.batch_size = int(budget.batch_size or section.get("batch_size", 1))
-        self.segment = int(budget.segment_samples or section.get("segment_samples", 8192))
+        # the profile's budget and the recipe: the smaller wins (zoo.within_limits)
+        limits = zoo.within_limits(budget.as_dict(), section, ("batch_size", "segment_samples", "eval_max_seconds"))
+        self.batch_size = int(limits["batch_size"] or 1)
+        self.segment = int(limits["segment_samples"] or 8192)
         hop = model.hop_length
         if self.segment % hop:
             raise zoo.ConfigError(f"{entry.path}: segment_samples {self.segment} is not a multiple of the hop ({hop})")
@@ -263,7 +265,7 @@ class TrainingRun:
         self.objective = build_objective(self.objective_name, model, section, device)
         self.crop = self.objective.crop_samples(self.segment)
         self.stream = BatchStream(corpus_dir, self.crop, self.batch_size, seed)
-        eval_seconds = min(float(budget.eval_max_seconds), float(section.get("eval_max_seconds", math.inf)))
+        eval_seconds = float(limits["eval_max_seconds"] if limits["eval_max_seconds"] is not None else math.inf)
         wanted = budget.eval_utterances if budget.eval_points or budget.eval_at_start else 0
         self.eval_set = load_eval_set(corpus_dir, wanted, eval_seconds, hop)
         self.checkpoint_path = out_dir / CHECKPOINT

@@ -22,11 +22,13 @@ not fit the corpus) raises :class:`ConfigError` naming the file and the key.
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import re
 import sys
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -40,6 +42,8 @@ from audiofootprint.vocoders.weights import WeightsSpec, check_format, spec_of
 REQUIRED = ("family", "official_params", "official_params_source", "model")
 #: Every top-level key a config may hold: the required ones, then the optional sections.
 KNOWN = (*REQUIRED, "weights", "training", "benchmark", "measure")
+#: The optional sections read once with the file (:func:`section`); ``weights`` becomes ``ZooEntry.weights``.
+SECTIONS = ("training", "benchmark", "measure")
 #: The project folder (and import name) of researchers' own vocoder modules.
 USER_PACKAGE = "vocoders"
 
@@ -50,7 +54,9 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ZooEntry:
-    """One configured vocoder: its name (the file's stem), file, metadata and model config."""
+    """One configured vocoder: its name (the file's stem), file, metadata, model config, pretrained
+    weights and optional sections (``training``, ``benchmark``, ``measure``: read :func:`section`),
+    all read once from the file."""
 
     name: str
     path: Path
@@ -59,6 +65,7 @@ class ZooEntry:
     official_params_source: str
     model: DictConfig
     weights: WeightsSpec | None = None  # pretrained weights named by the config (vocoders.weights)
+    sections: Mapping[str, dict] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def pretrained(self) -> bool:
@@ -100,10 +107,13 @@ def load_entry(path: str | Path) -> ZooEntry:
     except ValueError:
         raise ConfigError(f"{path}: official_params must be a number (the published parameter count, e.g. "
                           f"13.92e6), not {cfg.official_params!r}") from None
+    sections = {key: dict(OmegaConf.to_container(cfg[key], resolve=True)) for key in SECTIONS
+                if cfg.get(key) is not None}
     return ZooEntry(name=path.stem, path=path, family=str(cfg.family),
                     official_params=official_params,
                     official_params_source=str(cfg.official_params_source), model=cfg.model,
-                    weights=spec_of(path, OmegaConf.to_container(weights, resolve=True) if weights is not None else None))
+                    weights=spec_of(path, OmegaConf.to_container(weights, resolve=True) if weights is not None else None),
+                    sections=sections)
 
 
 def load_zoo(root: str | Path) -> dict[str, ZooEntry]:
@@ -144,9 +154,23 @@ def code_path(root: str | Path, entry: ZooEntry) -> str:
 
 
 def section(entry: ZooEntry, key: str) -> dict:
-    """An optional top-level section of a vocoder's file (``training``, ``benchmark``, ``measure``)."""
-    value = OmegaConf.load(entry.path).get(key)
-    return dict(OmegaConf.to_container(value, resolve=True)) if value is not None else {}
+    """An optional section of a vocoder's file (``training``, ``benchmark``, ``measure``; ``{}`` when
+    absent), a copy of what :func:`load_entry` read."""
+    if key not in SECTIONS:
+        raise KeyError(f"{key!r} is not a section of a vocoder config ({', '.join(SECTIONS)})")
+    return copy.deepcopy(entry.sections.get(key, {}))
+
+
+def within_limits(profile: Mapping, own: Mapping, keys: Iterable[str]) -> dict:
+    """The one rule between a profile and a model's own section, for every limit they share (test
+    utterances and seconds, harness windows and repeats, audio seconds, training batch and segment):
+    both are limits (the profile a budget, the model what its sampler can afford), so where both give
+    a key the smaller wins; ``None`` or an absent key is no limit (``None`` if neither gives one)."""
+    out = {}
+    for key in keys:
+        given = [value for value in (profile.get(key), own.get(key)) if value is not None]
+        out[key] = min(given) if given else None
+    return out
 
 
 def build(entry: ZooEntry, **overrides) -> Vocoder:
