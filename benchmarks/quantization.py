@@ -21,6 +21,7 @@ from audiofootprint.params import compose_params
 from audiofootprint.paths import CORPUS_DIR, MODELS_DIR
 from audiofootprint.quantization.schemes import SCHEMES, NotApplicable, apply
 from audiofootprint.quantization.study import calibration_mels, quantization_test_set
+from audiofootprint.records import TrainingRecord
 from audiofootprint.vocoders import zoo
 
 GOALS = {"static_int8": {"size_ratio": 3.9, "speedup": 1.3, "max_pesq_drop": 0.1}}
@@ -32,7 +33,7 @@ def measure_variant(name: str, scheme: str, params: dict, output_dir: str) -> di
     setup = runtime.set_up(PROJECT_ROOT, {**params, "energy": {**params["energy"], "output_dir": output_dir}})
     entry = zoo.load_zoo(PROJECT_ROOT)[name]
     model = zoo.build_for_corpus(entry, int(params["corpus"]["sample_rate"]))
-    trained = (PROJECT_ROOT / MODELS_DIR / name / "training.json").is_file()
+    trained = TrainingRecord.path_of(PROJECT_ROOT, name).is_file()
     if trained:
         evaluate.load_trained(model, PROJECT_ROOT / MODELS_DIR / name, entry, PROJECT_ROOT)
     model = model.for_inference()

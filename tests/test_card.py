@@ -13,7 +13,8 @@ from audiofootprint.card import build_card, render_markdown, sig
 from audiofootprint.carbon import intensity_for
 from audiofootprint.cli import main
 from audiofootprint.energy.tracker import CPU_METHODS, method_kind, overall_method
-from audiofootprint.failures import benchmark_failure
+from audiofootprint.failures import benchmark_failure, training_failure
+from audiofootprint.records import TrainingRecord
 from conftest import ROOT
 
 ESTIMATED = {"cpu": "estimate: CPU load x TDP (8 W TDP for Test CPU)", "gpu": "no GPU seen",
@@ -66,15 +67,16 @@ def _benchmarked(root, name, energy, pesq, trained_by, methods=ESTIMATED):
                         "idle": [window] * 2, "windows": [window] * 4,
                         "settings": {"warmup": 2, "windows": 4, "min_window_s": 2.0, "idle_windows": 2}},
     })
-    if not (root / "results/models" / trained_by / "training.json").is_file():
-        record = {"objective": "none", "steps": 0, "seconds": 0.0, "energy_kwh": 0.0, "co2e_kg": 0.0,
-                  "note": f"{trained_by} has no trainable weights: no training, no training energy"}
+    path = TrainingRecord.path_of(root, trained_by)
+    if not path.is_file():
+        record = TrainingRecord.nothing_to_learn(trained_by)
         if kwh:
-            record = {"objective": "gan", "steps": 40, "seconds": 20.0, "energy_kwh": kwh,
-                      "co2e_kg": kwh * grid / 1000, "total_energy_kwh": kwh * 1.25, "recipe_steps": 1_000_000,
-                      "stopped_by": "max_seconds", "budget": {"max_steps": 1000, "max_seconds": 20},
-                      "hardware": hardware, "methods": methods}
-        atomic.write_json(root / "results/models" / trained_by / "training.json", record)
+            record = TrainingRecord({"objective": "gan", "steps": 40, "seconds": 20.0, "energy_kwh": kwh,
+                                     "co2e_kg": kwh * grid / 1000, "total_energy_kwh": kwh * 1.25,
+                                     "recipe_steps": 1_000_000, "stopped_by": "max_seconds",
+                                     "budget": {"max_steps": 1000, "max_seconds": 20},
+                                     "hardware": hardware, "methods": methods})
+        record.write(path)
 
 
 @pytest.fixture
@@ -187,9 +189,8 @@ def test_stale_summary_and_inconsistent_co2e_are_noted(tree):
 
 def test_failed_model_says_why(tree):
     _params(tree, {**{name: by for name, (_, _, by) in MODELS.items()}, "f": "f"})
-    training = {"status": "failed", "error_type": "FloatingPointError", "message": "loss is NaN at step 3",
-                "reason": "training failed after 3 steps", "steps": 3, "energy_kwh": 0.0005}
-    atomic.write_json(tree / "results/models/f/training.json", training)
+    training = training_failure("f", FloatingPointError("loss is NaN at step 3"), {"steps": 3, "energy_kwh": 0.0005})
+    TrainingRecord(training).write(TrainingRecord.path_of(tree, "f"))  # as train@f writes it
     benchmark_failure(tree / "results/benchmark/f", "f", "HiFi-GAN", "f", training)  # as benchmark@f writes it
     card = build_card(tree, "f")
     assert card["status"] == "failed" and "static" not in card

@@ -21,6 +21,7 @@ from audiofootprint.jobs import JobError, check_job, upstream_stages
 from audiofootprint.merge import MergeError, merge, plan_merge
 from audiofootprint.pipeline import commit_command, stage_name
 from audiofootprint.params import StaleParamsError, check_params, compose_params, load_params, write_params
+from audiofootprint.records import TrainingRecord
 from conftest import ROOT, copy_project, measured_metrics, run
 from reliability_support import assert_refused, fingerprint, run_cli
 
@@ -262,8 +263,7 @@ def _checkout(path: Path, params: list[str], results: dict[str, dict]) -> Path:
     shutil.copytree(ROOT / "data" / "published", path / "data" / "published")
     write_params(path, params)
     for name, metrics in results.items():
-        (path / "results/models" / name).mkdir(parents=True)
-        (path / "results/models" / name / "training.json").write_text(json.dumps({"objective": "none"}))
+        TrainingRecord.nothing_to_learn(name).write(TrainingRecord.path_of(path, name))
         (path / "results/benchmark" / name).mkdir(parents=True)
         (path / "results/benchmark" / name / "metrics.json").write_text(json.dumps(metrics))
         (path / "results/benchmark" / name / "utterances.csv").write_text("id,seconds,pesq\nu1,2.0,1.0\n")

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from audiofootprint.failures import benchmark_failure
-from audiofootprint.records import ModelMetrics, RecordError
+from audiofootprint.records import ModelMetrics, RecordError, TrainingRecord
 from conftest import measured_metrics
 
 
@@ -81,3 +81,55 @@ def test_an_incomplete_record_is_not_written(path):
     assert not path.exists()
     with pytest.raises(RecordError, match="field 'failed_stage' is missing from a failed record"):
         ModelMetrics(status="failed", family="HiFi-GAN", training={}, reason="why").write(path)
+
+
+# ------------------------------------------------------------------ the training record
+
+
+def test_training_records_of_every_kind_round_trip(tmp_path):
+    from audiofootprint.failures import training_failure
+
+    folder = tmp_path / "results/models/melgan"
+    path = TrainingRecord.path_of(tmp_path, "melgan")
+    assert path == folder / "training.json"
+    trained = TrainingRecord({"objective": "melgan", "steps": 12, "seconds": 25.1, "energy_kwh": 1e-4,
+                              "co2e_kg": 5e-6, "curve": []})
+    nothing = TrainingRecord.nothing_to_learn("griffinlim_32")
+    pretrained = TrainingRecord({"objective": "pretrained", "steps": 0, "seconds": 0.0, "energy_kwh": 0.0,
+                                 "co2e_kg": 0.0, "weights": {"sha256": "ab"}})
+    failed = TrainingRecord(training_failure("melgan", FloatingPointError("the loss is nan"),
+                                             {"objective": "melgan", "steps": 3, "seconds": 1.5}))
+    for record, kind in ((trained, "trained"), (nothing, "none"), (pretrained, "pretrained"), (failed, "failed")):
+        record.write(path)
+        again = TrainingRecord.read(path)
+        assert again.kind == kind and again.as_dict() == record.as_dict() and again.path == path
+    assert failed.failed and failed["steps"] == 3 and failed["reason"] == "training failed after 3 steps"
+    assert dict(nothing)["energy_kwh"] == 0.0 and nothing["note"].startswith("griffinlim_32 has no trainable")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d.pop("steps"), "has no field 'steps'"),
+    (lambda d: d.pop("objective"), "has no field 'objective'"),
+    (lambda d: d.update(energy_kwh=-1.0), "field 'energy_kwh' is -1.0, not a number >= 0"),
+    (lambda d: d.update(seconds="long"), "field 'seconds' is 'long', not a number >= 0"),
+    (lambda d: d.update(status="done"), "field 'status' is 'done', not one of ok, failed"),
+    (lambda d: d.update(status="failed"), "has no field 'error_type'"),
+])
+def test_a_bad_training_record_names_the_file_the_field_and_the_stage(tmp_path, edit, message):
+    data = {"objective": "melgan", "steps": 12, "seconds": 25.1, "energy_kwh": 1e-4, "co2e_kg": 5e-6}
+    edit(data)
+    path = TrainingRecord.path_of(tmp_path, "melgan")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(data))
+    with pytest.raises(RecordError) as error:
+        TrainingRecord.read(path)
+    assert message in str(error.value) and str(path) in str(error.value)
+    assert "dvc repro train@melgan" in str(error.value)
+    with pytest.raises(RecordError):  # nor is one written
+        TrainingRecord(data).write(tmp_path / "other.json")
+    assert not (tmp_path / "other.json").exists()
+
+
+def test_a_missing_training_record_says_which_stage_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match="training.json not found: run `dvc repro train@wavernn`"):
+        TrainingRecord.read(TrainingRecord.path_of(tmp_path, "wavernn"))

@@ -21,10 +21,13 @@ from audiofootprint.training.config import (
     SharedTrainingError,
     training_section,
 )
-from audiofootprint.training.loop import CHECKPOINT, GENERATOR, RECORD, train
+from audiofootprint.records import TrainingRecord
+from audiofootprint.training.loop import CHECKPOINT, GENERATOR, train
 from audiofootprint.training.objectives import OBJECTIVES, StepContext, build_objective
 from audiofootprint.vocoders import zoo
 from conftest import speechlike
+
+RECORD = TrainingRecord.FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = zoo.load_zoo(ROOT)

@@ -14,7 +14,6 @@ as failed and goes on with the others.
 """
 from __future__ import annotations
 
-import json
 import socket
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import pandas as pd
 from audiofootprint import atomic, evaluate, failures, quality, runtime
 from audiofootprint.energy.tracker import hardware_label
 from audiofootprint.paths import BENCHMARK_DIR, CORPUS_DIR, MODELS_DIR, RECORDINGS_DIR
-from audiofootprint.records import OK, ModelMetrics
+from audiofootprint.records import OK, ModelMetrics, TrainingRecord
 from audiofootprint.vocoders import zoo
 from audiofootprint.vocoders.weights import CheckpointError
 
@@ -79,13 +78,10 @@ def benchmark_model(root: str | Path, name: str, params: dict, progress: bool = 
     """
     root = Path(root)
     trained_by = params["benchmark"]["models"][name]["trained_by"]
-    record_path = root / MODELS_DIR / trained_by / "training.json"
-    if not record_path.is_file():
-        raise FileNotFoundError(f"{record_path} not found: run the training stage first (dvc repro train@{trained_by})")
-    record = json.loads(record_path.read_text())
+    record = TrainingRecord.read(TrainingRecord.path_of(root, trained_by))
     family = zoo.load_zoo(root)[name].family
     out = root / BENCHMARK_DIR / name
-    if failures.failed(record):
+    if record.failed:
         return ModelMetrics(**failures.benchmark_failure(out, name, family, trained_by, record))
     try:
         return run_model(root, name, params, progress)

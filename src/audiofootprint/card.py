@@ -27,8 +27,8 @@ import pandas as pd
 
 from audiofootprint import failures
 from audiofootprint import params as params_module
-from audiofootprint.paths import BENCHMARK_DIR, BENCHMARK_SUMMARY_DIR, MODELS_DIR
-from audiofootprint.records import ModelMetrics
+from audiofootprint.paths import BENCHMARK_DIR, BENCHMARK_SUMMARY_DIR
+from audiofootprint.records import ModelMetrics, TrainingRecord
 from audiofootprint.energy.harness import J_PER_KWH
 from audiofootprint.energy.tracker import hardware_label, method_kind, overall_method
 
@@ -119,9 +119,9 @@ def build_card(root: str | Path, name: str) -> dict:
 def _failure(root: Path, metrics: ModelMetrics, trained_by: str, card: dict) -> dict:
     """What a failed model's records say: its status, the reason, and the training's own record."""
     failure = {"status": metrics.status, "reason": failures.reason(metrics.as_dict()), "training": None}
-    path = root / MODELS_DIR / trained_by / "training.json"
+    path = TrainingRecord.path_of(root, trained_by)
     if path.is_file():
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = TrainingRecord.read(path)
         card["sources"].append(str(path.relative_to(root)))
         failure["training"] = {"status": record.get("status", "ok"), "reason": failures.reason(record),
                                **{key: record[key] for key in ("steps", "seconds", "energy_kwh", "co2e_kg")
@@ -133,9 +133,9 @@ def _training(root: Path, metrics: ModelMetrics, trained_by: str, params: dict, 
     """Training energy and CO2e with the assumptions behind them (grid intensity, PUE, budget)."""
     from audiofootprint.carbon import intensity_for
 
-    path = root / MODELS_DIR / trained_by / "training.json"
+    path = TrainingRecord.path_of(root, trained_by)
     if path.is_file():
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = TrainingRecord.read(path)
         card["sources"].append(str(path.relative_to(root)))
     else:
         record = dict(metrics.training)

@@ -8,8 +8,8 @@ with :func:`audiofootprint.runtime.set_up`.
 """
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ from audiofootprint.energy import MeasureSettings
 from audiofootprint.energy.cost import measure_vocoder
 from audiofootprint.energy.tracker import hardware_label
 from audiofootprint.features import features_for
+from audiofootprint.records import TrainingRecord
 from audiofootprint.runtime import StageSetup
 from audiofootprint.vocoders import zoo
 from audiofootprint.vocoders.base import Vocoder
@@ -31,20 +32,19 @@ from audiofootprint.vocoders.base import Vocoder
 Utterance = tuple[str, torch.Tensor, int]  # id, waveform, sample rate
 
 
-def load_trained(model: Vocoder, training_dir: Path, entry: zoo.ZooEntry | None = None, root: Path = Path(".")) -> dict:
+def load_trained(model: Vocoder, training_dir: Path, entry: zoo.ZooEntry | None = None,
+                 root: Path = Path(".")) -> TrainingRecord:
     """Load the weights a training stage recorded into ``model`` and return its record.
 
     Trained models load the ``generator.pt`` the stage wrote; a pretrained model (``entry`` with
     a ``weights`` section) loads its configured file, whose sha256 is checked again.
     """
-    record_path = training_dir / "training.json"
-    if not record_path.is_file():
-        raise FileNotFoundError(f"{record_path} not found: run the training stage first (dvc repro train@...)")
-    record = json.loads(record_path.read_text())
-    if failures.failed(record):
+    record_path = training_dir / TrainingRecord.FILE
+    record = TrainingRecord.read(record_path)
+    if record.failed:
         raise failures.FailedTrainingError(f"{record_path} records a failed training ({failures.reason(record)}): "
                                            "no weights to load")
-    if record.get("objective") == "pretrained":
+    if record.kind == "pretrained":
         if entry is None or entry.weights is None:
             raise FileNotFoundError(f"{record_path} records pretrained weights, but the config names none")
         model.from_checkpoint(entry.weights.file(root), sha256=entry.weights.sha256, sha256_from=entry.weights.sha256_key)
@@ -52,12 +52,12 @@ def load_trained(model: Vocoder, training_dir: Path, entry: zoo.ZooEntry | None 
     weights = training_dir / "generator.pt"
     if weights.is_file():
         model.from_checkpoint(weights)
-    elif record.get("objective", "none") != "none":
+    elif record.kind != "none":
         raise FileNotFoundError(f"{weights} not found although {record_path} records a training run")
     return record
 
 
-def quality_status(record: dict, owner: zoo.ZooEntry) -> dict:
+def quality_status(record: Mapping, owner: zoo.ZooEntry) -> dict:
     """Whether a model's measured quality is a finding: its weights converged, or it has none to train.
 
     ``kind`` is ``pretrained`` (published weights), ``training-free`` (no learned weights),

@@ -53,21 +53,21 @@ def reason(record: Mapping) -> str:
     return f"{record['reason']} ({detail})" if record.get("reason") else detail
 
 
-def _tell(what: str, error: BaseException | None, record: Mapping) -> None:
+def tell(what: str, error: BaseException | None, record: Mapping) -> None:
+    """Print the traceback of ``error`` (if any) and one line saying what failed and that it is recorded."""
     if error is not None:
         traceback.print_exception(error, file=sys.stderr)
     print(f"{what} FAILED: {reason(record)}. Recorded with status 'failed'; the pipeline goes on.",
           file=sys.stderr, flush=True)
 
 
-def training_failure(out_dir: str | Path, name: str, error: BaseException, progress: Mapping | None = None) -> dict:
-    """Write ``out_dir/training.json`` for a training of ``name`` that raised ``error``; return the record.
+def training_failure(name: str, error: BaseException, progress: Mapping | None = None) -> dict:
+    """The training record (``training.json``, written by the train stage) of a training of ``name``
+    that raised ``error``.
 
     ``progress``: what the run did until then (steps, seconds, energy, method labels; see
     :class:`audiofootprint.training.loop.TrainingFailed`); empty when it failed before its first step.
-    A generator left by an earlier run is removed: no weights go with a failed record.
     """
-    out_dir = Path(out_dir)
     progress = dict(progress or {})
     steps = int(progress.get("steps", 0))
     record = {"status": FAILED, "model": name, "stage": "train", **error_fields(error),
@@ -76,9 +76,6 @@ def training_failure(out_dir: str | Path, name: str, error: BaseException, progr
               **progress}
     if not progress.get("energy"):
         record["energy_note"] = "failed before its first training step: no energy was measured"
-    (out_dir / "generator.pt").unlink(missing_ok=True)  # audiofootprint.training.loop.GENERATOR and RECORD
-    atomic.write_json(out_dir / "training.json", record)
-    _tell(f"train {name}", error, record)
     return record
 
 
@@ -103,7 +100,7 @@ def benchmark_failure(out_dir: str | Path, name: str, family: str, trained_by: s
     atomic.write_json(out_dir / "measurement.json", {key: value for key, value in metrics.items() if key != "training"}
                       | {"note": "nothing was measured"})
     atomic.write_json(out_dir / "metrics.json", metrics)
-    _tell(f"benchmark {name}", error, metrics)
+    tell(f"benchmark {name}", error, metrics)
     return metrics
 
 

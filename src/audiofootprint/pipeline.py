@@ -44,9 +44,9 @@ def _src(*parts: str) -> tuple[str, ...]:
 #: What evaluating a vocoder imports (:mod:`audiofootprint.evaluate`); the model's own class enters
 #: through the stage's ${item.code} dependency, which may lie outside the package.
 _EVALUATION = ("atomic.py", "corpus.py", "data.py", "energy", "evaluate.py", "failures.py", "features.py",
-               "paths.py", "quality.py", "runtime.py", "vocoders")
-#: The benchmark stage's own code besides evaluation: its module and its record.
-_BENCHMARK = ("benchmark.py", "records.py")
+               "paths.py", "quality.py", "records.py", "runtime.py", "vocoders")
+#: The benchmark stage's own code besides evaluation.
+_BENCHMARK = ("benchmark.py",)
 #: Params of a stage that measures energy: the harness' windows, the threads it runs on, the tracker.
 _MEASURING = ("profile.measure", "profile.torch_threads", "profile.seed", "profile.device", "energy")
 #: Every rendered notebook runs through report.py.
@@ -62,7 +62,7 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("corpus", ("audiofootprint.corpus",), _src("corpus.py", "data.py", "atomic.py"), ("corpus",)),
     Stage("train", ("audiofootprint.training.stage",),
           _src("training", "vocoders", "energy", "atomic.py", "corpus.py", "data.py", "failures.py", "features.py",
-               "paths.py", "pipeline.py", "quality.py", "runtime.py"),
+               "paths.py", "pipeline.py", "quality.py", "records.py", "runtime.py"),
           ("profile.train", "profile.seed", "profile.device", "profile.torch_threads", "energy"), per="model"),
     Stage("recordings", ("audiofootprint.benchmark",), _src(*_BENCHMARK, *_EVALUATION),
           ("benchmark.metrics", "profile.benchmark")),

@@ -2,6 +2,10 @@
 write, its validated read (a :class:`RecordError` naming the file and the field) and its row in
 a summary table.
 
+:class:`TrainingRecord` is ``results/models/NAME/training.json``, written by ``train@NAME`` (a run
+measured here, a model with nothing to learn, checked pretrained weights, or a failure) and read by
+the benchmark, the quantization study and the model card.
+
 :class:`ModelMetrics` is ``results/benchmark/NAME/metrics.json``, written by ``benchmark@NAME``
 and read by the benchmark summary, the model card, the front page, the model report and its
 notebooks. Its ``status`` is explicit: ``ok`` (measured) or ``failed`` (and why).
@@ -9,10 +13,12 @@ notebooks. Its ``status`` is explicit: ``ok`` (measured) or ``failed`` (and why)
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from audiofootprint import atomic, failures
+from audiofootprint.paths import MODELS_DIR
 
 OK = "ok"
 STATUSES = (OK, failures.FAILED)
@@ -26,6 +32,102 @@ class RecordError(ValueError):
 
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _read_object(path: Path, how: str) -> dict:
+    """The JSON object in ``path``; FileNotFoundError or :class:`RecordError` saying ``how`` to make it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {how}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RecordError(f"{path} is not valid JSON ({error}): {how} again") from error
+    if not isinstance(data, dict):
+        raise RecordError(f"{path} holds {type(data).__name__}, not an object of fields: {how} again")
+    return data
+
+
+class TrainingRecord(Mapping):
+    """What ``train@NAME`` hands the later stages (``results/models/NAME/training.json``), read as a
+    mapping of its fields.
+
+    Every record has ``steps``, ``seconds``, ``energy_kwh`` and ``co2e_kg`` (zero where nothing was
+    trained here). Its :attr:`kind` is ``trained`` (a run measured here: the learning curve, the
+    energy with its method, the budget; see :mod:`audiofootprint.training.loop`), ``none`` (nothing to
+    learn), ``pretrained`` (checked published weights; its training energy is a published run's
+    estimate) or ``failed`` (``status: failed``, the error and what was spent until then).
+    """
+
+    FILE = "training.json"
+    SPENT = ("steps", "seconds", "energy_kwh", "co2e_kg")
+
+    def __init__(self, fields: Mapping, path: Path | None = None):
+        self._fields, self.path = dict(fields), path
+
+    def __getitem__(self, key: str):
+        return self._fields[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    @classmethod
+    def path_of(cls, root: str | Path, name: str) -> Path:
+        """Where ``train@NAME`` writes the record of ``name``."""
+        return Path(root) / MODELS_DIR / name / cls.FILE
+
+    @classmethod
+    def nothing_to_learn(cls, name: str, **extra) -> TrainingRecord:
+        """The record of a model without trainable weights: no training, no training energy."""
+        return cls({"objective": "none", "model": name, "steps": 0, "seconds": 0.0, "energy_j": 0.0,
+                    "energy_kwh": 0.0, "co2e_kg": 0.0, "total_energy_kwh": 0.0, "curve": [],
+                    "note": f"{name} has no trainable weights: no training, no training energy", **extra})
+
+    @property
+    def failed(self) -> bool:
+        return failures.failed(self._fields)
+
+    @property
+    def kind(self) -> str:
+        """``failed``, ``pretrained``, ``none`` or ``trained``."""
+        if self.failed:
+            return failures.FAILED
+        objective = self._fields.get("objective", "none")
+        return objective if objective in ("pretrained", "none") else "trained"
+
+    def as_dict(self) -> dict:
+        return dict(self._fields)
+
+    def write(self, path: str | Path) -> None:
+        """Write atomically, after the same checks a read makes."""
+        path = Path(path)
+        self.check(path)
+        atomic.write_json(path, self._fields)
+
+    @classmethod
+    def read(cls, path: str | Path) -> TrainingRecord:
+        """Read and check ``path``: a missing file is a FileNotFoundError, a malformed or incomplete one
+        a :class:`RecordError`; both say which stage to run."""
+        path = Path(path)
+        record = cls(_read_object(path, f"run `dvc repro train@{path.parent.name}`"), path)
+        record.check(path)
+        return record
+
+    def check(self, path: Path) -> None:
+        """Raise :class:`RecordError` (naming ``path`` and the field) unless the record is complete."""
+        how = f"run `dvc repro train@{path.parent.name}` again"
+        status = self._fields.get("status", OK)
+        if status not in STATUSES:
+            raise RecordError(f"{path}: field 'status' is {status!r}, not one of {', '.join(STATUSES)}: {how}")
+        required = self.SPENT + (("error_type", "message") if self.failed else ("objective",))
+        for key in required:
+            if key not in self._fields:
+                raise RecordError(f"{path} has no field {key!r}: {how}")
+        for key in self.SPENT:
+            if not _number(self._fields[key]) or self._fields[key] < 0:
+                raise RecordError(f"{path}: field {key!r} is {self._fields[key]!r}, not a number >= 0: {how}")
 
 
 @dataclass(frozen=True)
@@ -86,14 +188,7 @@ class ModelMetrics:
         a :class:`RecordError`; both say which stage to run."""
         path = Path(path)
         how = f"run `dvc repro benchmark@{path.parent.name}`"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: {how}")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise RecordError(f"{path} is not valid JSON ({error}): {how} again") from error
-        if not isinstance(data, dict):
-            raise RecordError(f"{path} holds {type(data).__name__}, not an object of fields: {how} again")
+        data = _read_object(path, how)
         known = {field.name for field in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -7,7 +7,7 @@ own mel settings and convention). Outputs in ``out_dir``::
 
     checkpoint.pt   everything needed to resume (written atomically at every checkpoint)
     generator.pt    the final generator, ``model.state_dict_for_checkpoint()`` (``model.from_checkpoint``)
-    training.json   the training record (steps, seconds, energy, learning curve; see below)
+    training.json   the training record (records.TrainingRecord: steps, seconds, energy, learning curve)
 
 Energy: codecarbon's offline tracker (:func:`audiofootprint.energy.tracker.open_tracker`) measures
 each stretch of training between two checkpoints or evaluations as one task (CUDA synchronised at
@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 
 from audiofootprint import atomic
+from audiofootprint.records import TrainingRecord
 from audiofootprint.energy.harness import J_PER_KWH
 from audiofootprint.energy.tracker import TrackerSettings, hardware_seen, measurement_methods, open_tracker
 from audiofootprint.features import convention_of
@@ -54,12 +55,11 @@ from audiofootprint.training.objectives import StepContext, build_objective
 from audiofootprint.vocoders import zoo
 from audiofootprint.vocoders.base import Vocoder
 
-__all__ = ["CHECKPOINT", "GENERATOR", "RECORD", "EnergyTotal", "NonFiniteLossError", "RunState", "TrainingFailed",
+__all__ = ["CHECKPOINT", "GENERATOR", "EnergyTotal", "NonFiniteLossError", "RunState", "TrainingFailed",
            "TrainingRun", "train"]
 
 CHECKPOINT = "checkpoint.pt"
 GENERATOR = "generator.pt"
-RECORD = "training.json"
 FORMAT = 1
 _PARTS = ("cpu", "gpu", "ram")
 
@@ -193,14 +193,11 @@ def _task_name(kind: str, step: int) -> str:
     return f"{kind}-{step}-{time.time_ns()}"
 
 
-def _no_training(entry: zoo.ZooEntry, model: Vocoder, out_dir: Path, section: Mapping) -> dict:
+def _no_training(entry: zoo.ZooEntry, model: Vocoder, out_dir: Path) -> dict:
     atomic.write_torch(out_dir / GENERATOR, _to_cpu(model.state_dict_for_checkpoint()))
-    record = {"format": FORMAT, "model": entry.name, "family": entry.family, "objective": "none",
-              "steps": 0, "seconds": 0.0, "energy_j": 0.0, "energy_kwh": 0.0, "co2e_kg": 0.0,
-              "total_energy_kwh": 0.0, "curve": [],
-              "note": f"{entry.name} has no trainable weights: no training, no training energy"}
-    atomic.write_json(out_dir / RECORD, record)
-    return record
+    record = TrainingRecord.nothing_to_learn(entry.name, format=FORMAT, family=entry.family)
+    record.write(out_dir / TrainingRecord.FILE)
+    return record.as_dict()
 
 
 def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, out_dir: str | Path,
@@ -232,7 +229,7 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
         torch.manual_seed(seed)
         model = zoo.build(entry, **dict(model_overrides or {}))
     if section.get("objective", "none") == "none":
-        return _no_training(entry, model, out_dir, section)
+        return _no_training(entry, model, out_dir)
     return TrainingRun(entry, model, corpus_dir, out_dir, budget, section, torch.device(device), seed).run(
         tracker_settings, progress)
 
@@ -419,7 +416,7 @@ class TrainingRun:
         finally:
             self.bar.close()
         record = self._record()
-        atomic.write_json(self.out_dir / RECORD, record)
+        TrainingRecord(record).write(self.out_dir / TrainingRecord.FILE)
         return record
 
     def _wall_seconds(self) -> float:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from audiofootprint import atomic, failures, pipeline, runtime
 from audiofootprint.paths import CORPUS_DIR, CORPUS_MANIFEST, MODELS_DIR
-from audiofootprint.training.loop import CHECKPOINT, GENERATOR, RECORD, TrainingFailed, train
+from audiofootprint.records import TrainingRecord
+from audiofootprint.training.loop import CHECKPOINT, GENERATOR, TrainingFailed, train
 from audiofootprint.vocoders import zoo
 
 
@@ -46,16 +47,16 @@ def training_fingerprint(root: Path, entry: zoo.ZooEntry, params: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
-def finished_run(out: Path) -> dict | None:
+def finished_run(out: Path) -> TrainingRecord | None:
     """The record of a training that finished in ``out`` (its generator written), else None."""
-    record_path = out / RECORD
+    record_path = out / TrainingRecord.FILE
     if not (record_path.is_file() and (out / GENERATOR).is_file()):
         return None
-    record = json.loads(record_path.read_text())
-    return None if failures.failed(record) else record
+    record = TrainingRecord.read(record_path)
+    return None if record.failed else record
 
 
-def record_pretrained(root: Path, entry: zoo.ZooEntry, out: Path) -> dict:
+def record_pretrained(root: Path, entry: zoo.ZooEntry, out: Path) -> TrainingRecord:
     """The train stage of a pretrained model: its weights checked (sha256, and that they load) and recorded."""
     from audiofootprint.vocoders.weights import pretrained_record, verify
 
@@ -63,14 +64,14 @@ def record_pretrained(root: Path, entry: zoo.ZooEntry, out: Path) -> dict:
     digest = verify(file, entry.weights.sha256, entry.weights.sha256_key)
     model = zoo.build_for_corpus(entry, entry.weights.mel.sample_rate)
     model.from_checkpoint(file)  # a file of another architecture stops here, not in the benchmark
-    record = pretrained_record(entry.weights, file, digest) | {"params": model.num_params()}
-    atomic.write_json(out / "training.json", record)
+    record = TrainingRecord(pretrained_record(entry.weights, file, digest) | {"params": model.num_params()})
+    record.write(out / TrainingRecord.FILE)
     print(f"{entry.name}: pretrained weights {entry.weights.source} (sha256 {digest[:12]}... verified, "
           f"{model.num_params():,} parameters, trained on {entry.weights.dataset})", flush=True)
     return record
 
 
-def train_model(root: str | Path, name: str, params: dict) -> dict:
+def train_model(root: str | Path, name: str, params: dict) -> TrainingRecord:
     """Train one model under the profile's budget (stage ``train@NAME``); return its record.
 
     A folder made under another fingerprint (:func:`training_fingerprint`) is discarded first; a
@@ -102,9 +103,8 @@ def train_model(root: str | Path, name: str, params: dict) -> dict:
         return record_pretrained(root, entry, out)
     objective = zoo.section(entry, "training").get("objective", "none")
     if objective == "none":
-        record = {"objective": "none", "steps": 0, "seconds": 0.0, "energy_kwh": 0.0, "co2e_kg": 0.0,
-                  "note": f"{name} has no trainable weights: no training, no training energy"}
-        atomic.write_json(out / "training.json", record)
+        record = TrainingRecord.nothing_to_learn(name, family=entry.family)
+        record.write(out / TrainingRecord.FILE)
         return record
     setup = runtime.set_up(root, params)
     model = zoo.build_for_corpus(entry, int(params["corpus"]["sample_rate"]))
@@ -112,10 +112,19 @@ def train_model(root: str | Path, name: str, params: dict) -> dict:
         record = train(entry, model, root / CORPUS_DIR, out, profile["train"], setup.tracker,
                        device=setup.device, seed=setup.seed, progress=True)
         (out / CHECKPOINT).unlink(missing_ok=True)  # finished: the resume state is not an output
-        return record
+        return TrainingRecord(record, out / TrainingRecord.FILE)
     except TrainingFailed as failure:  # during training: what it spent until then is recorded
-        return failures.training_failure(out, name, failure.error, failure.progress)
+        return _failed(out, name, failure.error, failure.progress)
     except zoo.ConfigError:
         raise
     except Exception as error:  # before the first step (objective, optimisers, data, resuming)
-        return failures.training_failure(out, name, error, {"objective": objective})
+        return _failed(out, name, error, {"objective": objective})
+
+
+def _failed(out: Path, name: str, error: BaseException, progress: dict) -> TrainingRecord:
+    """Record a training that raised ``error`` (:func:`audiofootprint.failures.training_failure`)."""
+    (out / GENERATOR).unlink(missing_ok=True)  # no weights go with a failed record
+    record = TrainingRecord(failures.training_failure(name, error, progress))
+    record.write(out / TrainingRecord.FILE)
+    failures.tell(f"train {name}", error, record)
+    return record
