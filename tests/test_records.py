@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from audiofootprint.failures import benchmark_failure
-from audiofootprint.records import ModelMetrics, RecordError, TrainingRecord
+from audiofootprint.records import NOT_APPLICABLE, ModelMetrics, RecordError, TrainingRecord, VariantMetrics
 from conftest import measured_metrics
 
 
@@ -133,3 +133,51 @@ def test_a_bad_training_record_names_the_file_the_field_and_the_stage(tmp_path, 
 def test_a_missing_training_record_says_which_stage_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="training.json not found: run `dvc repro train@wavernn`"):
         TrainingRecord.read(TrainingRecord.path_of(tmp_path, "wavernn"))
+
+
+# ------------------------------------------------------------------ the quantized variant
+
+
+def _variant(**changes) -> VariantMetrics:
+    spread = lambda median: {"median": median, "q1": median * 0.9, "q3": median * 1.1, "n": 5}  # noqa: E731
+    fields = dict(backend="weight-only int8 (packed)", notes=["Conv1d x 12"], family="HiFi-GAN",
+                  size_bytes=400_000, weight_bytes=390_000, peak_memory_bytes=2_000_000,
+                  energy_j_per_audio_s=spread(2.0), net_energy_j_per_audio_s=spread(1.5),
+                  real_time_factor=spread(0.25), energy_method={"cpu": "codecarbon RAPL"}, hardware="CPU A",
+                  torch_threads=2, test_utterances=2, quality={"pesq": {"mean": 3.1, "ci95": 0.2, "n": 2}})
+    return VariantMetrics(**({"model": "hifigan_v3", "scheme": "weight_int8", "status": "ok"} | fields | changes))
+
+
+def test_variant_records_round_trip_and_give_their_summary_row(tmp_path):
+    path = tmp_path / "results/quantize/hifigan_v3/weight_int8/metrics.json"
+    _variant().write(path)
+    variant = VariantMetrics.read(path)
+    assert variant == _variant() and variant.ok
+    row = variant.table_row()
+    assert row["energy_j_per_audio_s"] == 2.0 and row["energy_q1"] == pytest.approx(1.8)
+    assert row["rtf_q3"] == pytest.approx(0.275) and row["pesq"] == 3.1 and row["pesq_ci95"] == 0.2
+    assert row["windows"] == 5 and row["energy_method_cpu"] == "codecarbon RAPL" and row["reason"] == ""
+    skipped = VariantMetrics("hifigan_v3", "dynamic_int8", NOT_APPLICABLE, "no Linear or recurrent layers")
+    skipped.write(path)
+    assert VariantMetrics.read(path).table_row() == {"model": "hifigan_v3", "scheme": "dynamic_int8",
+                                                    "status": NOT_APPLICABLE, "reason": "no Linear or recurrent layers"}
+
+
+@pytest.mark.parametrize("variant, message", [
+    (_variant(status="done"), "field 'status' is 'done', not one of ok, not_applicable, failed"),
+    (_variant(quality={}), "field 'quality' holds no metric"),
+    (_variant(size_bytes="big"), "field 'size_bytes' is 'big', not a number"),
+    (_variant(real_time_factor={"median": 1.0}), "field 'real_time_factor' is not a spread"),
+    (_variant(hardware=None), "field 'hardware' is missing"),
+    (VariantMetrics("hifigan_v3", "weight_int8", "failed"), "field 'reason' is missing from a failed record"),
+])
+def test_a_bad_variant_record_is_neither_written_nor_read(tmp_path, variant, message):
+    path = tmp_path / "results/quantize/hifigan_v3/weight_int8/metrics.json"
+    with pytest.raises(RecordError, match=message):
+        variant.write(path)
+    assert not path.exists()
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(variant.as_dict()))
+    with pytest.raises(RecordError) as error:
+        VariantMetrics.read(path)
+    assert message in str(error.value) and "dvc repro quantize@hifigan_v3-weight_int8" in str(error.value)

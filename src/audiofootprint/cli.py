@@ -292,13 +292,13 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     if args.scheme is None:
         raise ValueError("give a scheme: audiofootprint quantize MODEL SCHEME (or `audiofootprint quantize summary`)")
     metrics = run_variant(args.root, args.vocoder, args.scheme, loaded)
-    if metrics["status"] == "ok":
-        print(f"{args.vocoder}/{args.scheme}: {metrics['size_bytes'] / 1e6:.2f} MB, "
-              f"{metrics['energy_j_per_audio_s']['median']:.3g} J per audio second, "
-              f"RTF {metrics['real_time_factor']['median']:.3g}, "
-              + ", ".join(f"{k} {v['mean']:.3f}" for k, v in metrics["quality"].items()))
+    if metrics.ok:
+        print(f"{args.vocoder}/{args.scheme}: {metrics.size_bytes / 1e6:.2f} MB, "
+              f"{metrics.energy_j_per_audio_s['median']:.3g} J per audio second, "
+              f"RTF {metrics.real_time_factor['median']:.3g}, "
+              + ", ".join(f"{k} {v['mean']:.3f}" for k, v in metrics.quality.items()))
     else:
-        print(f"{args.vocoder}/{args.scheme}: {metrics['status'].replace('_', ' ')}: {metrics['reason']}")
+        print(f"{args.vocoder}/{args.scheme}: {metrics.status.replace('_', ' ')}: {metrics.reason}")
     return 0
 
 

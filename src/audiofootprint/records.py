@@ -9,6 +9,10 @@ the benchmark, the quantization study and the model card.
 :class:`ModelMetrics` is ``results/benchmark/NAME/metrics.json``, written by ``benchmark@NAME``
 and read by the benchmark summary, the model card, the front page, the model report and its
 notebooks. Its ``status`` is explicit: ``ok`` (measured) or ``failed`` (and why).
+
+:class:`VariantMetrics` is ``results/quantize/MODEL/SCHEME/metrics.json``, written by
+``quantize@MODEL-SCHEME`` and read by the quantization summary: ``ok``, ``not_applicable`` or
+``failed``, with the reason.
 """
 from __future__ import annotations
 
@@ -45,6 +49,46 @@ def _read_object(path: Path, how: str) -> dict:
     if not isinstance(data, dict):
         raise RecordError(f"{path} holds {type(data).__name__}, not an object of fields: {how} again")
     return data
+
+
+def _known_fields(cls, data: dict, path: Path, how: str, required: tuple[str, ...]) -> dict:
+    """``data`` if it holds only fields of the dataclass ``cls`` and every ``required`` one."""
+    known = {field.name for field in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise RecordError(f"{path}: unknown field {unknown[0]!r} (fields: {', '.join(sorted(known))}): "
+                          f"written by another version of audiofootprint? {how} again")
+    for key in required:
+        if key not in data:
+            raise RecordError(f"{path} has no field {key!r}: {how} again")
+    return data
+
+
+def _failer(path: Path, how: str):
+    """A function raising :class:`RecordError` for one field of ``path``."""
+    def fail(field: str, problem: str):
+        raise RecordError(f"{path}: field {field!r} {problem}: {how}")
+    return fail
+
+
+def _check_measured(record, fail, measured: tuple[str, ...], numbers: tuple[str, ...]) -> None:
+    """The checks every measured record passes: ``measured`` fields present, ``numbers`` numeric, the
+    harness' spreads complete, a numeric mean for each quality metric."""
+    for key in measured:
+        if getattr(record, key) is None:
+            fail(key, "is missing")
+    for key in numbers:
+        if not _number(getattr(record, key)):
+            fail(key, f"is {getattr(record, key)!r}, not a number")
+    for key in ("energy_j_per_audio_s", "net_energy_j_per_audio_s", "real_time_factor"):
+        spread = getattr(record, key)
+        if not isinstance(spread, dict) or not all(_number(spread.get(k)) for k in SPREAD_KEYS):
+            fail(key, f"is not a spread with numbers {', '.join(SPREAD_KEYS)}")
+    if not isinstance(record.quality, dict) or not record.quality:
+        fail("quality", "holds no metric")
+    for metric, stats in record.quality.items():
+        if not isinstance(stats, dict) or not _number(stats.get("mean")):
+            fail(f"quality.{metric}", "has no numeric mean")
 
 
 class TrainingRecord(Mapping):
@@ -188,26 +232,13 @@ class ModelMetrics:
         a :class:`RecordError`; both say which stage to run."""
         path = Path(path)
         how = f"run `dvc repro benchmark@{path.parent.name}`"
-        data = _read_object(path, how)
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise RecordError(f"{path}: unknown field {unknown[0]!r} (fields: {', '.join(sorted(known))}): "
-                              f"written by another version of audiofootprint? {how} again")
-        for key in ("status", "family", "training"):
-            if key not in data:
-                raise RecordError(f"{path} has no field {key!r}: {how} again")
-        record = cls(**data)
+        record = cls(**_known_fields(cls, _read_object(path, how), path, how, ("status", "family", "training")))
         record.check(path)
         return record
 
     def check(self, path: Path) -> None:
         """Raise :class:`RecordError` (naming ``path`` and the field) unless the record is complete."""
-        how = f"run `dvc repro benchmark@{path.parent.name}` again"
-
-        def fail(field: str, problem: str):
-            raise RecordError(f"{path}: field {field!r} {problem}: {how}")
-
+        fail = _failer(path, f"run `dvc repro benchmark@{path.parent.name}` again")
         if self.status not in STATUSES:
             fail("status", f"is {self.status!r}, not one of {', '.join(STATUSES)}")
         if not isinstance(self.training, dict):
@@ -217,21 +248,8 @@ class ModelMetrics:
                 if not getattr(self, key):
                     fail(key, "is missing from a failed record")
             return
-        for key in MEASURED:
-            if getattr(self, key) is None:
-                fail(key, "is missing")
-        for key in ("params", "size_mb", "gflops_per_audio_s", "sample_rate", "test_utterances", "test_seconds"):
-            if not _number(getattr(self, key)):
-                fail(key, f"is {getattr(self, key)!r}, not a number")
-        for key in ("energy_j_per_audio_s", "net_energy_j_per_audio_s", "real_time_factor"):
-            spread = getattr(self, key)
-            if not isinstance(spread, dict) or not all(_number(spread.get(k)) for k in SPREAD_KEYS):
-                fail(key, f"is not a spread with numbers {', '.join(SPREAD_KEYS)}")
-        if not isinstance(self.quality, dict) or not self.quality:
-            fail("quality", "holds no metric")
-        for metric, stats in self.quality.items():
-            if not isinstance(stats, dict) or not _number(stats.get("mean")):
-                fail(f"quality.{metric}", "has no numeric mean")
+        _check_measured(self, fail, MEASURED,
+                        ("params", "size_mb", "gflops_per_audio_s", "sample_rate", "test_utterances", "test_seconds"))
         if not isinstance(self.quality_status, dict) or not {"kind", "converged"} <= set(self.quality_status):
             fail("quality_status", "lacks kind or converged")
         if "trained_by" not in self.training:
@@ -272,3 +290,102 @@ class ModelMetrics:
 MEASURED = ("params", "size_mb", "gflops_per_audio_s", "energy_j_per_audio_s", "net_energy_j_per_audio_s",
             "real_time_factor", "energy_method", "hardware", "quality_status", "sample_rate", "test_utterances",
             "test_seconds", "quality")
+
+
+#: A quantized variant's status: measured, the scheme does not apply to the model, or it broke it.
+NOT_APPLICABLE = "not_applicable"
+VARIANT_STATUSES = (OK, NOT_APPLICABLE, failures.FAILED)
+
+
+@dataclass(frozen=True)
+class VariantMetrics:
+    """The headline numbers of one quantized variant (``results/quantize/MODEL/SCHEME/metrics.json``),
+    written by ``quantize@MODEL-SCHEME`` and read by the quantization summary.
+
+    A measured variant (``status`` ok) has every field of :data:`VARIANT_MEASURED`; one that was
+    not measured (``not_applicable``: the scheme cannot make it; ``failed``: its output cannot be
+    scored) has the ``reason``.
+    """
+
+    model: str
+    scheme: str
+    status: str
+    reason: str | None = None
+    backend: str | None = None
+    notes: list | None = None
+    family: str | None = None
+    size_bytes: int | None = None
+    weight_bytes: int | None = None
+    peak_memory_bytes: int | None = None
+    energy_j_per_audio_s: dict | None = None  # spread: median, q1, q3, n...
+    net_energy_j_per_audio_s: dict | None = None
+    real_time_factor: dict | None = None
+    energy_method: dict | None = None
+    hardware: str | None = None
+    torch_threads: int | None = None
+    test_utterances: int | None = None
+    quality: dict | None = None  # metric -> {mean, ci95, n}
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+    def as_dict(self) -> dict:
+        """The JSON form: every field that is set."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+    def write(self, path: str | Path) -> None:
+        """Write atomically, after the same checks a read makes."""
+        self.check(Path(path))
+        atomic.write_json(path, self.as_dict())
+
+    @staticmethod
+    def _how(path: Path) -> str:
+        return f"run `dvc repro quantize@{path.parent.parent.name}-{path.parent.name}`"
+
+    @classmethod
+    def read(cls, path: str | Path) -> VariantMetrics:
+        """Read and check ``path``: a missing file is a FileNotFoundError, a malformed or incomplete one
+        a :class:`RecordError`; both say which stage to run."""
+        path = Path(path)
+        data = _read_object(path, cls._how(path))
+        record = cls(**_known_fields(cls, data, path, cls._how(path), ("model", "scheme", "status")))
+        record.check(path)
+        return record
+
+    def check(self, path: Path) -> None:
+        """Raise :class:`RecordError` (naming ``path`` and the field) unless the record is complete."""
+        fail = _failer(path, f"{self._how(path)} again")
+        if self.status not in VARIANT_STATUSES:
+            fail("status", f"is {self.status!r}, not one of {', '.join(VARIANT_STATUSES)}")
+        if not self.ok:
+            if not self.reason:
+                fail("reason", f"is missing from a {self.status} record")
+            return
+        _check_measured(self, fail, VARIANT_MEASURED, ("size_bytes", "weight_bytes", "peak_memory_bytes",
+                                                       "test_utterances"))
+
+    def table_row(self) -> dict:
+        """The variant's row of the quantization summary (results/quantize_summary/variants.csv)."""
+        row = {"model": self.model, "scheme": self.scheme, "status": self.status, "reason": self.reason or ""}
+        if not self.ok:
+            return row
+        energy, rtf = self.energy_j_per_audio_s, self.real_time_factor
+        row.update({
+            "backend": self.backend, "family": self.family, "size_bytes": self.size_bytes,
+            "weight_bytes": self.weight_bytes, "peak_memory_bytes": self.peak_memory_bytes,
+            "energy_j_per_audio_s": energy["median"], "energy_q1": energy["q1"], "energy_q3": energy["q3"],
+            "real_time_factor": rtf["median"], "rtf_q1": rtf["q1"], "rtf_q3": rtf["q3"],
+            "windows": energy.get("n"), "timed_calls": rtf.get("n"),
+            "hardware": self.hardware, "energy_method_cpu": (self.energy_method or {}).get("cpu"),
+        })
+        for metric, stats in self.quality.items():
+            row[metric] = stats["mean"]
+            row[f"{metric}_ci95"] = stats.get("ci95")
+        return row
+
+
+#: The fields every measured variant has.
+VARIANT_MEASURED = ("backend", "family", "size_bytes", "weight_bytes", "peak_memory_bytes", "energy_j_per_audio_s",
+                    "net_energy_j_per_audio_s", "real_time_factor", "energy_method", "hardware", "test_utterances",
+                    "quality")

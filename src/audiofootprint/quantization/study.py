@@ -19,9 +19,10 @@ import torch
 from audiofootprint import atomic, evaluate, runtime
 from audiofootprint.corpus import iter_utterances
 from audiofootprint.energy.static import serialized_bytes
-from audiofootprint.failures import FailedTrainingError
+from audiofootprint.failures import FAILED, FailedTrainingError
 from audiofootprint.paths import CORPUS_DIR, MODELS_DIR, QUANTIZE_DIR
 from audiofootprint.quantization.schemes import NotApplicable, apply, storage_bytes
+from audiofootprint.records import NOT_APPLICABLE, OK, VariantMetrics
 from audiofootprint.vocoders import zoo
 from audiofootprint.vocoders.base import Vocoder
 
@@ -46,7 +47,7 @@ def quantization_test_set(profile: dict, entry: zoo.ZooEntry) -> dict:
     return zoo.within_limits(budget, zoo.section(entry, "benchmark"), ("test_utterances", "max_test_seconds"))
 
 
-def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress: bool = True) -> dict:
+def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress: bool = True) -> VariantMetrics:
     """Quantize one trained model with one scheme, then measure and score it (stage ``quantize@``)."""
     root = Path(root)
     profile, bench, settings = params["profile"], params["benchmark"], params["quantize"]
@@ -54,7 +55,7 @@ def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress
         raise KeyError(f"{name!r} is not in quantize.models of params.yaml ({', '.join(settings['models'])})")
     if scheme not in settings["schemes"]:
         raise KeyError(f"{scheme!r} is not in quantize.schemes of params.yaml ({', '.join(settings['schemes'])})")
-    out = root / QUANTIZE_DIR / name / scheme
+    out, label = root / QUANTIZE_DIR / name / scheme, f"{name}/{scheme}"
     entry = zoo.load_zoo(root)[name]
     sample_rate = int(params["corpus"]["sample_rate"])
     setup = runtime.set_up(root, params)
@@ -62,14 +63,10 @@ def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress
     try:
         evaluate.load_trained(baseline, root / MODELS_DIR / name, entry, root)
     except FailedTrainingError as error:  # recorded by train@NAME: no weights to quantize, the pipeline goes on
-        record = {"model": name, "scheme": scheme, "status": "not_applicable", "reason": str(error)}
-        atomic.write_json(out / "variant" / "record.json", record)
-        atomic.write_json(out / "metrics.json", record)
-        return record
+        return _record_outcome(out, label, VariantMetrics(name, scheme, NOT_APPLICABLE, str(error)), progress)
     baseline = baseline.for_inference()
     calibration = calibration_mels(baseline, root / CORPUS_DIR, int(settings["calibration_utterances"]),
                                    float(settings["calibration_seconds"]))
-    label = f"{name}/{scheme}"
     started = time.perf_counter()
     try:
         made = apply(scheme, baseline, calibration, setup.device)
@@ -83,8 +80,7 @@ def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress
             raise NotApplicable(f"{made.backend}: the quantized model fails to run "
                                 f"({type(error).__name__}: {str(error).splitlines()[0][:300]})") from error
     except NotApplicable as reason:
-        return _record_outcome(out, label, {"model": name, "scheme": scheme, "status": "not_applicable",
-                                            "reason": str(reason)}, progress)
+        return _record_outcome(out, label, VariantMetrics(name, scheme, NOT_APPLICABLE, str(reason)), progress)
     quantize_seconds = time.perf_counter() - started
     if progress:
         print(f"  {label}: {made.backend} in {quantize_seconds:.1f} s; scoring {len(utterances)} test utterances",
@@ -94,9 +90,9 @@ def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress
                                baseline=None if scheme == settings["baseline"] else baseline,
                                progress=label if progress else None)
     except ValueError as error:  # e.g. quantization collapsed the output to silence: a result, not a crash
-        return _record_outcome(out, label, {
-            "model": name, "scheme": scheme, "status": "failed", "backend": made.backend,
-            "size_bytes": serialized_bytes(made.model), "reason": f"its output cannot be scored: {error}"}, progress)
+        return _record_outcome(out, label, VariantMetrics(
+            name, scheme, FAILED, f"its output cannot be scored: {error}", backend=made.backend,
+            size_bytes=serialized_bytes(made.model)), progress)
     utt_id, wave, rate = utterances[0]
     evaluate.write_wav(out / "variant" / f"{utt_id}.synthesis.wav",
                        evaluate.synthesize(made.model, wave, sample_rate, setup.seed)[1], rate)
@@ -111,25 +107,19 @@ def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress
         "calibration": f"{len(calibration)} training utterances, <= {settings['calibration_seconds']} s each",
         "quantize_seconds": round(quantize_seconds, 3), "utterances": table.to_dict(orient="records")})
 
-    metrics = {
-        "model": name, "scheme": scheme, "status": "ok", "backend": made.backend, "notes": made.notes,
-        "family": entry.family,
-        "size_bytes": cost["size_bytes"],
-        "weight_bytes": storage_bytes(made.model),
-        "peak_memory_bytes": cost["peak_memory"]["bytes"],
-        **evaluate.cost_summary(cost),
-        "torch_threads": cost["torch_threads"],
-        "test_utterances": len(table),
-        "quality": evaluate.quality_summary(table),
-    }
-    atomic.write_json(out / "metrics.json", metrics)
+    metrics = VariantMetrics(
+        name, scheme, OK, backend=made.backend, notes=made.notes, family=entry.family,
+        size_bytes=cost["size_bytes"], weight_bytes=storage_bytes(made.model),
+        peak_memory_bytes=cost["peak_memory"]["bytes"], **evaluate.cost_summary(cost),
+        torch_threads=cost["torch_threads"], test_utterances=len(table), quality=evaluate.quality_summary(table))
+    metrics.write(out / "metrics.json")
     return metrics
 
 
-def _record_outcome(out: Path, label: str, record: dict, progress: bool) -> dict:
+def _record_outcome(out: Path, label: str, record: VariantMetrics, progress: bool) -> VariantMetrics:
     """Write the record of a variant that was not measured (not applicable, or failed) and return it."""
     if progress:
-        print(f"  {label}: {record['status'].replace('_', ' ')}: {record['reason']}", flush=True)
-    atomic.write_json(out / "variant" / "record.json", record)
-    atomic.write_json(out / "metrics.json", record)
+        print(f"  {label}: {record.status.replace('_', ' ')}: {record.reason}", flush=True)
+    atomic.write_json(out / "variant" / "record.json", record.as_dict())
+    record.write(out / "metrics.json")
     return record

@@ -4,7 +4,6 @@ added. Writes results/quantize_summary/{variants.csv, metrics.json}.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +11,7 @@ import pandas as pd
 from audiofootprint import atomic, quality
 from audiofootprint.pareto import pareto_mask
 from audiofootprint.paths import QUANTIZE_DIR, QUANTIZE_SUMMARY_DIR
+from audiofootprint.records import VariantMetrics
 
 
 def variant_table(root: str | Path, params: dict) -> pd.DataFrame:
@@ -24,23 +24,7 @@ def variant_table(root: str | Path, params: dict) -> pd.DataFrame:
             if not path.is_file():
                 rows.append({"model": name, "scheme": scheme, "status": "missing", "reason": f"{path} missing"})
                 continue
-            m = json.loads(path.read_text())
-            row = {"model": name, "scheme": scheme, "status": m["status"], "reason": m.get("reason", "")}
-            if m["status"] == "ok":
-                row.update({
-                    "backend": m["backend"], "family": m["family"], "size_bytes": m["size_bytes"],
-                    "weight_bytes": m["weight_bytes"], "peak_memory_bytes": m["peak_memory_bytes"],
-                    "energy_j_per_audio_s": m["energy_j_per_audio_s"]["median"],
-                    "energy_q1": m["energy_j_per_audio_s"]["q1"], "energy_q3": m["energy_j_per_audio_s"]["q3"],
-                    "real_time_factor": m["real_time_factor"]["median"],
-                    "rtf_q1": m["real_time_factor"]["q1"], "rtf_q3": m["real_time_factor"]["q3"],
-                    "windows": m["energy_j_per_audio_s"]["n"], "timed_calls": m["real_time_factor"]["n"],
-                    "hardware": m["hardware"], "energy_method_cpu": m["energy_method"]["cpu"],
-                })
-                for metric, stats in m["quality"].items():
-                    row[metric] = stats["mean"]
-                    row[f"{metric}_ci95"] = stats["ci95"]
-            rows.append(row)
+            rows.append(VariantMetrics.read(path).table_row())
     return pd.DataFrame(rows)
 
 
