@@ -69,6 +69,7 @@ TRAINING = """training:
   discriminator_channel_mult: 0.0625
   generator: {{optimizer: adamw, lr: {lr}, betas: [0.8, 0.99]}}
   discriminator: {{optimizer: adamw, lr: {lr}, betas: [0.8, 0.99]}}
+  loss: {{mel: 45.0, feature_matching: 2.0, mel_full_band: true}}
 """
 
 

@@ -23,7 +23,7 @@ from audiofootprint.training.config import (
 )
 from audiofootprint.records import TrainingRecord
 from audiofootprint.training.loop import CHECKPOINT, GENERATOR, train
-from audiofootprint.training.objectives import OBJECTIVES, StepContext, build_objective
+from audiofootprint.training.objectives import OBJECTIVES, ObjectiveError, StepContext, build_objective
 from audiofootprint.vocoders import zoo
 from conftest import speechlike
 
@@ -444,3 +444,24 @@ def test_saved_weights_are_byte_stable(tmp_path):
     loaded = torch.load(tmp_path / "a" / GENERATOR, weights_only=True)
     assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [GENERATOR]
+
+
+@pytest.mark.parametrize("objective, drop, key", [
+    ("hifigan", ("loss", "mel"), "training.loss.mel"),
+    ("melgan", ("loss",), "training.loss"),
+    ("parallel_wavegan", ("loss", "stft_resolutions"), "training.loss.stft_resolutions"),
+    ("waveglow", ("sigma",), "training.sigma"),
+    ("wavernn", ("seq_len_factor",), "training.seq_len_factor"),
+])
+def test_a_recipe_value_missing_from_the_yaml_is_named(objective, drop, key):
+    """The YAML is the one home of the recipe's values: no hidden default stands in for one."""
+    import copy
+
+    entry, model, section, _ = tiny(objective)
+    section = copy.deepcopy(section)
+    holder = section
+    for part in drop[:-1]:
+        holder = holder[part]
+    del holder[drop[-1]]
+    with pytest.raises(ObjectiveError, match=rf"{objective}: {key} is missing: give the recipe's value"):
+        build_objective(objective, model.train(), section)

@@ -8,16 +8,23 @@ ignores it)::
       objective: hifigan          # a name of audiofootprint.training.objectives.OBJECTIVES, or none
       recipe: jik876/hifi-gan config_v1.json, train.py
       recipe_steps: 2500000       # the recipe's length (documentation; fractions below are of the budget)
-      batch_size: 16              # the recipe's (a Budget's batch_size overrides it)
+      batch_size: 16              # the recipe's (a smaller Budget batch_size caps it)
       segment_samples: 8192       # samples per training crop, a multiple of the hop
       generator: {optimizer: adamw, lr: 2.0e-4, betas: [0.8, 0.99], ...}
       discriminator: {...}
-      loss: {mel: 45, feature_matching: 2}
+      loss: {mel: 45, feature_matching: 2, mel_full_band: true}
+
+The section is the one home of the recipe's values: an objective reads each value it needs from it
+and refuses a section that lacks one, naming the key (``Objective.recipe``). The loss keys by
+objective: ``mel``, ``feature_matching``, ``mel_full_band`` (hifigan, bigvgan, vocos; vocos also
+``discriminator_weights``); ``feature_matching`` (melgan); ``adversarial``, ``stft_resolutions``
+(parallel_wavegan; multiband_melgan also ``subband_stft_resolutions``); ``stft``, ``stft_resolutions``
+(univnet).
 
 Optional keys: ``discriminator_start`` (the recipe's generator-only warm-up, as a fraction of the
 budget), ``discriminator_channel_mult`` (discriminator widths times this; 1 in every recipe, smaller
-for fast tests), ``eval_max_seconds`` (a cap on the evaluation clips, for slow samplers), and the
-objective's own keys (``sigma``, ``seq_len_factor``; see :mod:`audiofootprint.training.objectives`).
+for fast tests), ``eval_max_seconds`` (a cap on the evaluation clips, for slow samplers). Required
+besides: ``sigma`` (waveglow) and ``seq_len_factor`` (wavernn).
 Learning-rate schedules: ``{type: exponential, gamma, every: epoch|step}``, ``{type: multistep, gamma,
 milestones: [budget fractions]}``, ``{type: cosine}`` or ``{type: constant}``.
 

@@ -47,6 +47,9 @@ name                      recipe
 ``none``                  Griffin-Lim: nothing to train.
 ========================  ====================================================================
 
+The values a step uses are those of the model's ``training`` section: its YAML file is their one
+home, each with its source (the table above describes the recipes).
+
 Step counts of the recipes (warm-ups, learning-rate milestones) are given in the ``training``
 sections of conf/vocoder/*.yaml as fractions of the *budget* (the recipe's count over its total),
 so that a short run keeps the recipe's proportions: the fraction reached is
@@ -71,7 +74,6 @@ from audiofootprint.training.discriminators import (
     MultiResolutionDiscriminator,
     MultiScaleDiscriminator,
     ParallelWaveGANDiscriminator,
-    STFT_RESOLUTIONS,
 )
 from audiofootprint.training.losses import (
     MultiResolutionSTFTLoss,
@@ -90,26 +92,16 @@ def _f(x) -> float:
     return x.detach().item() if isinstance(x, torch.Tensor) else float(x)
 
 
-def _merge(defaults: Mapping, given: Mapping | None) -> dict:
-    out = dict(defaults)
-    for key, value in (given or {}).items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 class Objective:
-    """Base class: the training step of one family. Subclasses set ``name`` and ``DEFAULTS``
-    (the recipe's settings, overridden by the ``training`` section of the model's YAML file)."""
+    """Base class: the training step of one family. Subclasses set ``name``. ``settings`` is the
+    ``training`` section of the model's YAML file, the one home of the recipe's values (each with its
+    source there): a value the step needs and the section lacks is an :class:`ObjectiveError`."""
 
     name = "base"
-    DEFAULTS: dict = {}
 
     def __init__(self, model: Vocoder, settings: Mapping | None = None, device: str | torch.device = "cpu"):
         self.model = model
-        self.settings = _merge(self.DEFAULTS, settings)
+        self.settings = dict(settings or {})
         self.device = torch.device(device)
         self.convention = convention_of(model)
         self.discriminators = nn.ModuleDict()
@@ -119,6 +111,18 @@ class Objective:
         self.width = float(self.settings.get("discriminator_channel_mult", 1.0))
 
     # -- set-up helpers ---------------------------------------------------------------
+    def recipe(self, *keys: str):
+        """The recipe's value at ``training.KEY.SUBKEY...``; an :class:`ObjectiveError` naming the key
+        when the section lacks it."""
+        value = self.settings
+        for depth, key in enumerate(keys):
+            if not isinstance(value, Mapping) or key not in value:
+                raise ObjectiveError(
+                    f"{self.name}: training.{'.'.join(keys[: depth + 1])} is missing: give the recipe's value "
+                    f"(the zoo configs with objective: {self.name} in conf/vocoder/ hold theirs, with sources)")
+            value = value[key]
+        return value
+
     def _add_optim(self, key: str, params: Iterable[nn.Parameter], settings_key: str | None = None) -> None:
         settings = self.settings.get(settings_key or key)
         if not isinstance(settings, Mapping) or "lr" not in settings:
@@ -196,11 +200,11 @@ class _HiFiGANFamily(Objective):
 
     def __init__(self, model, settings=None, device="cpu"):
         super().__init__(model, settings, device)
-        losses = self.settings["loss"]
-        self.mel_weight = float(losses.get("mel", 45.0))
-        self.fm_weight = float(losses.get("feature_matching", 2.0))
-        self.set_weights = {k: float(v) for k, v in (losses.get("discriminator_weights") or {}).items()}
-        full_band = bool(losses.get("mel_full_band", True))
+        self.mel_weight = float(self.recipe("loss", "mel"))
+        self.fm_weight = float(self.recipe("loss", "feature_matching"))
+        # optional: each discriminator set's weight (Vocos: mrd 0.1), 1 where not given
+        self.set_weights = {k: float(v) for k, v in (self.settings["loss"].get("discriminator_weights") or {}).items()}
+        full_band = bool(self.recipe("loss", "mel_full_band"))
         self.loss_mel = dataclasses.replace(model.mel, f_max=None) if full_band else model.mel
         self.discriminators.update(self.build_discriminators())
         self._add_optim("generator", model.parameters())
@@ -268,13 +272,6 @@ class _HiFiGANFamily(Objective):
 
 class HiFiGANObjective(_HiFiGANFamily):
     name = "hifigan"
-    DEFAULTS = {
-        "generator": {"optimizer": "adamw", "lr": 2e-4, "betas": [0.8, 0.99], "weight_decay": 0.01,
-                      "schedule": {"type": "exponential", "gamma": 0.999, "every": "epoch"}},
-        "discriminator": {"optimizer": "adamw", "lr": 2e-4, "betas": [0.8, 0.99], "weight_decay": 0.01,
-                          "schedule": {"type": "exponential", "gamma": 0.999, "every": "epoch"}},
-        "loss": {"mel": 45.0, "feature_matching": 2.0, "mel_full_band": True},
-    }
 
     def build_discriminators(self):
         return {"mpd": MultiPeriodDiscriminator.hifigan(self.width), "msd": MultiScaleDiscriminator.hifigan(self.width)}
@@ -282,14 +279,6 @@ class HiFiGANObjective(_HiFiGANFamily):
 
 class BigVGANObjective(_HiFiGANFamily):
     name = "bigvgan"
-    DEFAULTS = {
-        "generator": {"optimizer": "adamw", "lr": 1e-4, "betas": [0.8, 0.99], "weight_decay": 0.01,
-                      "grad_norm": 1000.0, "schedule": {"type": "exponential", "gamma": 0.999, "every": "epoch"}},
-        "discriminator": {"optimizer": "adamw", "lr": 1e-4, "betas": [0.8, 0.99], "weight_decay": 0.01,
-                          "grad_norm": 1000.0,
-                          "schedule": {"type": "exponential", "gamma": 0.999, "every": "epoch"}},
-        "loss": {"mel": 45.0, "feature_matching": 2.0, "mel_full_band": True},
-    }
 
     def build_discriminators(self):
         return {"mpd": MultiPeriodDiscriminator.hifigan(self.width), "mrd": MultiResolutionDiscriminator.bigvgan(self.width)}
@@ -300,14 +289,6 @@ class VocosObjective(_HiFiGANFamily):
     gan = "hinge"
     average = True
     vocos_order = True
-    DEFAULTS = {
-        "generator": {"optimizer": "adamw", "lr": 5e-4, "betas": [0.8, 0.9], "weight_decay": 0.01,
-                      "schedule": {"type": "cosine"}},
-        "discriminator": {"optimizer": "adamw", "lr": 5e-4, "betas": [0.8, 0.9], "weight_decay": 0.01,
-                          "schedule": {"type": "cosine"}},
-        "loss": {"mel": 45.0, "feature_matching": 1.0, "mel_full_band": False,
-                 "discriminator_weights": {"mpd": 1.0, "mrd": 0.1}},
-    }
 
     def build_discriminators(self):
         return {"mpd": MultiPeriodDiscriminator.vocos(self.width), "mrd": MultiResolutionDiscriminator.vocos(self.width)}
@@ -318,16 +299,11 @@ class MelGANObjective(Objective):
     with -D(G(x)) + 10 x feature matching against the real features of the D step (before its update)."""
 
     name = "melgan"
-    DEFAULTS = {
-        "generator": {"optimizer": "adam", "lr": 1e-4, "betas": [0.5, 0.9]},
-        "discriminator": {"optimizer": "adam", "lr": 1e-4, "betas": [0.5, 0.9]},
-        "loss": {"feature_matching": 10.0},
-    }
 
     def __init__(self, model, settings=None, device="cpu"):
         super().__init__(model, settings, device)
         self.discriminators["msd"] = MultiScaleDiscriminator.melgan(self.width)
-        self.fm_weight = float(self.settings["loss"].get("feature_matching", 10.0))
+        self.fm_weight = float(self.recipe("loss", "feature_matching"))
         self._add_optim("generator", model.parameters())
         self._add_optim("discriminator", self.discriminators.parameters())
         self.finish_setup()
@@ -368,9 +344,8 @@ class _STFTGANFamily(Objective):
 
     def __init__(self, model, settings=None, device="cpu"):
         super().__init__(model, settings, device)
-        losses = self.settings["loss"]
-        self.lambda_adv = float(losses.get("adversarial", 4.0))
-        self.stft = MultiResolutionSTFTLoss(losses.get("stft_resolutions")).to(self.device)
+        self.lambda_adv = float(self.recipe("loss", "adversarial"))
+        self.stft = MultiResolutionSTFTLoss(self.recipe("loss", "stft_resolutions")).to(self.device)
         self.discriminators["discriminator"] = self.build_discriminator()
         self._add_optim("generator", model.parameters())
         self._add_optim("discriminator", self.discriminators.parameters())
@@ -420,15 +395,6 @@ class _STFTGANFamily(Objective):
 
 class ParallelWaveGANObjective(_STFTGANFamily):
     name = "parallel_wavegan"
-    DEFAULTS = {
-        "generator": {"optimizer": "radam", "lr": 1e-4, "eps": 1e-6, "weight_decay": 0.0, "grad_norm": 10.0,
-                      "schedule": {"type": "multistep", "gamma": 0.5, "milestones": [0.5]}},
-        "discriminator": {"optimizer": "radam", "lr": 5e-5, "eps": 1e-6, "weight_decay": 0.0, "grad_norm": 1.0,
-                          "schedule": {"type": "multistep", "gamma": 0.5, "milestones": [0.5]}},
-        "discriminator_start": 0.25,
-        "loss": {"adversarial": 4.0,
-                 "stft_resolutions": [list(r) for r in STFT_RESOLUTIONS]},
-    }
 
     def build_discriminator(self):
         return ParallelWaveGANDiscriminator(conv_channels=max(1, round(64 * self.width)))
@@ -440,24 +406,12 @@ class MultiBandMelGANObjective(_STFTGANFamily):
     the full-band one; ``(full + sub) / 2`` as in kan-bayashi's ``gen_loss *= 0.5 ... += 0.5 * sub``."""
 
     name = "multiband_melgan"
-    DEFAULTS = {
-        "generator": {"optimizer": "adam", "lr": 1e-3, "eps": 1e-7, "weight_decay": 0.0, "amsgrad": True,
-                      "schedule": {"type": "multistep", "gamma": 0.5,
-                                   "milestones": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}},
-        "discriminator": {"optimizer": "adam", "lr": 1e-3, "eps": 1e-7, "weight_decay": 0.0, "amsgrad": True,
-                          "schedule": {"type": "multistep", "gamma": 0.5,
-                                       "milestones": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}},
-        "discriminator_start": 0.2,
-        "loss": {"adversarial": 2.5,
-                 "stft_resolutions": [list(r) for r in STFT_RESOLUTIONS],
-                 "subband_stft_resolutions": [[384, 30, 150], [683, 60, 300], [171, 10, 60]]},
-    }
 
     def __init__(self, model, settings=None, device="cpu"):
         if not hasattr(model, "subband_forward") or not hasattr(model, "pqmf"):
             raise ObjectiveError("multiband_melgan needs a model with subband_forward() and a pqmf bank")
         super().__init__(model, settings, device)
-        self.sub_stft = MultiResolutionSTFTLoss(self.settings["loss"]["subband_stft_resolutions"]).to(self.device)
+        self.sub_stft = MultiResolutionSTFTLoss(self.recipe("loss", "subband_stft_resolutions")).to(self.device)
 
     def build_discriminator(self):
         return MultiScaleDiscriminator.multiband_melgan(self.width)
@@ -480,17 +434,11 @@ class UnivNetObjective(Objective):
     the same (detached) synthesis."""
 
     name = "univnet"
-    DEFAULTS = {
-        "generator": {"optimizer": "adamw", "lr": 1e-4, "betas": [0.5, 0.9], "weight_decay": 0.01},
-        "discriminator": {"optimizer": "adamw", "lr": 1e-4, "betas": [0.5, 0.9], "weight_decay": 0.01},
-        "loss": {"stft": 2.5, "stft_resolutions": [list(r) for r in STFT_RESOLUTIONS]},
-    }
 
     def __init__(self, model, settings=None, device="cpu"):
         super().__init__(model, settings, device)
-        losses = self.settings["loss"]
-        self.stft_weight = float(losses.get("stft", 2.5))
-        self.stft = MultiResolutionSTFTLoss(losses["stft_resolutions"]).to(self.device)
+        self.stft_weight = float(self.recipe("loss", "stft"))
+        self.stft = MultiResolutionSTFTLoss(self.recipe("loss", "stft_resolutions")).to(self.device)
         self.discriminators["mrd"] = MultiResolutionDiscriminator.univnet(self.width)
         self.discriminators["mpd"] = MultiPeriodDiscriminator.univnet(self.width)
         self._add_optim("generator", model.parameters())
@@ -522,13 +470,12 @@ class WaveGlowObjective(Objective):
     """NVIDIA/waveglow: negative log-likelihood of the flow, per sample (``WaveGlowLoss``)."""
 
     name = "waveglow"
-    DEFAULTS = {"generator": {"optimizer": "adam", "lr": 1e-4}, "sigma": 1.0}
 
     def __init__(self, model, settings=None, device="cpu"):
         super().__init__(model, settings, device)
         if not hasattr(model, "flow_forward"):
             raise ObjectiveError("waveglow needs a model with flow_forward(audio, mel)")
-        self.sigma = float(self.settings.get("sigma", 1.0))
+        self.sigma = float(self.recipe("sigma"))
         self._add_optim("generator", model.parameters())
         self.finish_setup()
 
@@ -557,14 +504,13 @@ class WaveRNNObjective(Objective):
     """
 
     name = "wavernn"
-    DEFAULTS = {"generator": {"optimizer": "adam", "lr": 1e-4, "grad_norm": 4.0}, "seq_len_factor": 5}
 
     def __init__(self, model, settings=None, device="cpu"):
         super().__init__(model, settings, device)
         self.net = getattr(model, "model", None)
         if not isinstance(self.net, torchaudio.models.WaveRNN) or not hasattr(model, "normalize"):
             raise ObjectiveError("wavernn needs a WaveRNNVocoder (torchaudio WaveRNN + normalize)")
-        self.seq_len_factor = int(self.settings.get("seq_len_factor", 5))
+        self.seq_len_factor = int(self.recipe("seq_len_factor"))
         self.pad = int(self.net._pad)
         self.n_classes = int(self.net.n_classes)
         self._add_optim("generator", model.parameters())
@@ -595,7 +541,6 @@ class DiffWaveObjective(Objective):
     ``L1(eps, eps_theta(x_t, t | mel))``, through :meth:`DiffWave.denoise`."""
 
     name = "diffwave"
-    DEFAULTS = {"generator": {"optimizer": "adam", "lr": 2e-4, "grad_norm": 1e9}}
 
     def __init__(self, model, settings=None, device="cpu"):
         super().__init__(model, settings, device)
