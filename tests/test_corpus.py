@@ -15,21 +15,20 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiofootprint import corpus
+from audiofootprint import audio, corpus
+from audiofootprint.audio import AudioError, decode_audio
 from audiofootprint.corpus import (
     ALLISON_DIR,
     CorpusError,
     CorpusSourceError,
-    SegmentDataset,
     assign_split,
     build_corpus,
-    decode_audio,
     iter_utterances,
     load_manifest,
-    random_segments,
     summary,
     utterance_id,
 )
+from audiofootprint.training.batches import SegmentDataset, random_segments
 from audiofootprint.data import TableError
 from conftest import speechlike
 
@@ -212,7 +211,7 @@ def test_bad_settings_raise(source, tmp_path):
 
 
 def test_an_interrupted_build_leaves_the_previous_corpus_or_nothing(source, tmp_path, monkeypatch):
-    real = corpus._write_wav
+    real = audio.write_wav
     calls = []
 
     def failing(path, x, sr):
@@ -221,17 +220,17 @@ def test_an_interrupted_build_leaves_the_previous_corpus_or_nothing(source, tmp_
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-build
         real(path, x, sr)
 
-    monkeypatch.setattr(corpus, "_write_wav", failing)
+    monkeypatch.setattr(audio, "write_wav", failing)
     out = tmp_path / "c"
     with pytest.raises(KeyboardInterrupt):
         build(source, out)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
-    monkeypatch.setattr(corpus, "_write_wav", real)
+    monkeypatch.setattr(audio, "write_wav", real)
     previous = build(source, out).manifest
     calls.clear()
-    monkeypatch.setattr(corpus, "_write_wav", failing)
+    monkeypatch.setattr(audio, "write_wav", failing)
     with pytest.raises(KeyboardInterrupt):
         build(source, out, loudness_lufs=-20.0)
     pd.testing.assert_frame_equal(load_manifest(out), previous)  # the old corpus is intact
@@ -289,7 +288,7 @@ def test_ids_and_decoding_helpers(tmp_path):
     stereo = write(tmp_path / "s.flac", np.stack([x, -x], axis=1), 24000)
     mono, rate = decode_audio(stereo)
     assert rate == 24000 and mono.shape == x.shape and np.abs(mono).max() < 1e-4  # averaged channels
-    with pytest.raises(CorpusError, match="cannot decode"):
+    with pytest.raises(AudioError, match="cannot decode"):
         decode_audio(tmp_path / "a.mp3")
 
 

@@ -93,5 +93,5 @@ def test_paths_are_the_ones_dvc_yaml_writes():
 
 def test_code_files_lists_the_python_files_of_a_stage():
     files = pipeline.code_files("corpus")
-    assert [f.name for f in files] == ["atomic.py", "corpus.py", "data.py"]
+    assert [f.name for f in files] == ["atomic.py", "audio.py", "corpus.py", "data.py"]
     assert all(isinstance(f, Path) and f.is_file() for f in files)

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from audiofootprint.corpus import build_corpus, random_segments
+from audiofootprint.corpus import build_corpus
 from audiofootprint.energy.tracker import TrackerSettings, open_tracker
 from audiofootprint.training import discriminators as D
 from audiofootprint.training.config import (
@@ -22,6 +22,7 @@ from audiofootprint.training.config import (
     training_section,
 )
 from audiofootprint.records import TrainingRecord
+from audiofootprint.training.batches import random_segments
 from audiofootprint.training.loop import CHECKPOINT, GENERATOR, train
 from audiofootprint.training.objectives import OBJECTIVES, ObjectiveError, StepContext, build_objective
 from audiofootprint.vocoders import zoo

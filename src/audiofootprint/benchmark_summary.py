@@ -159,28 +159,7 @@ def summarise(root: str | Path, params: dict) -> dict:
     for column in ("pareto_inference", "pareto_training", "pareto_inference_survives_spread"):
         ok[column] = ok[column].fillna(False).astype(bool)
 
-    rated = ok.join(published_mos_axis(ok, params, root), how="inner")
-    mos_metrics = {}
-    if len(rated):
-        for column in rated.columns.difference(ok.columns):
-            ok[column] = rated[column]
-        floor_model = bench.get("published_mos_floor")
-        mos_floor = rated.loc[[floor_model], "published_mos_gap"] if floor_model in rated.index else pd.Series()
-        rated["pareto_published_mos"] = pareto_mask(rated, {"energy_j_per_audio_s": "min", "published_mos_gap": "max"})
-        ok["pareto_published_mos"] = rated["pareto_published_mos"].reindex(ok.index, fill_value=False).astype(bool)
-        mos_metrics = {"published_mos_models": sorted(rated.index),
-                       "pareto_published_mos": sorted(rated.index[rated["pareto_published_mos"]])}
-        if len(mos_floor):
-            rated["efficiency_published_mos"] = efficiency(rated, "published_mos_gap", float(mos_floor.iloc[0]), 0.0,
-                                                           direction="max")
-            ok["efficiency_published_mos"] = rated["efficiency_published_mos"]
-            ok["rank_by_efficiency_published_mos"] = ranked(rated["efficiency_published_mos"],
-                                                            rated["energy_j_per_audio_s"])
-            order = ok["rank_by_efficiency_published_mos"].dropna().sort_values().index
-            mos_metrics |= {"published_mos_floor": {"model": str(mos_floor.index[0]),
-                                                    "mos_gap": round(float(mos_floor.iloc[0]), 4)},
-                            "most_efficient_published_mos": str(order[0]),
-                            "ranking_published_mos": [str(name) for name in order]}
+    mos_metrics = _published_mos_front(ok, params, root)
 
     table = table.set_index("model")
     for column in ok.columns.difference(table.columns):
@@ -216,3 +195,33 @@ def summarise(root: str | Path, params: dict) -> dict:
                 f"({'; '.join(seen['hardware'])}): they are not comparable, nor is this front")
     atomic.write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _published_mos_front(ok: pd.DataFrame, params: dict, root: Path) -> dict:
+    """The published-MOS front, efficiency and ranking of the models with a published rating: their
+    columns added to ``ok``, their summary metrics returned (``{}`` when no model is rated)."""
+    bench = params["benchmark"]
+    rated = ok.join(published_mos_axis(ok, params, root), how="inner")
+    mos_metrics = {}
+    if not len(rated):
+        return mos_metrics
+    for column in rated.columns.difference(ok.columns):
+        ok[column] = rated[column]
+    floor_model = bench.get("published_mos_floor")
+    mos_floor = rated.loc[[floor_model], "published_mos_gap"] if floor_model in rated.index else pd.Series()
+    rated["pareto_published_mos"] = pareto_mask(rated, {"energy_j_per_audio_s": "min", "published_mos_gap": "max"})
+    ok["pareto_published_mos"] = rated["pareto_published_mos"].reindex(ok.index, fill_value=False).astype(bool)
+    mos_metrics = {"published_mos_models": sorted(rated.index),
+                   "pareto_published_mos": sorted(rated.index[rated["pareto_published_mos"]])}
+    if len(mos_floor):
+        rated["efficiency_published_mos"] = efficiency(rated, "published_mos_gap", float(mos_floor.iloc[0]), 0.0,
+                                                       direction="max")
+        ok["efficiency_published_mos"] = rated["efficiency_published_mos"]
+        ok["rank_by_efficiency_published_mos"] = ranked(rated["efficiency_published_mos"],
+                                                        rated["energy_j_per_audio_s"])
+        order = ok["rank_by_efficiency_published_mos"].dropna().sort_values().index
+        mos_metrics |= {"published_mos_floor": {"model": str(mos_floor.index[0]),
+                                                "mos_gap": round(float(mos_floor.iloc[0]), 4)},
+                        "most_efficient_published_mos": str(order[0]),
+                        "ranking_published_mos": [str(name) for name in order]}
+    return mos_metrics

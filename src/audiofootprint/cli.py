@@ -357,6 +357,8 @@ def _cmd_site(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line. Long by design: one flat declaration per command, so that the whole surface
+    of the CLI reads top to bottom in one place (each command's work is in its own module)."""
     parser = argparse.ArgumentParser(prog="audiofootprint", description=__doc__)
     parser.add_argument("--root", default=".", help="project root holding conf/, data/, params.yaml (default: .)")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -34,13 +34,12 @@ source folder (recorded in ``corpus.json``), so the manifest is the same on ever
 ``lufs_before`` is the loudness after resampling and trimming, before the gain;
 ``gain_db`` is the gain applied (the loudness after is ``lufs_before + gain_db``).
 
-Reading: :func:`load_manifest`, :func:`iter_utterances`, :class:`SegmentDataset` (fixed-length
-random crops for training, reproducible per seed, epoch and index), :func:`random_segments`,
-and :func:`summary` (utterances and hours per split).
+Reading: :func:`load_manifest`, :func:`split_rows`, :func:`iter_utterances` and :func:`summary`
+(utterances and hours per split); training crops: :mod:`audiofootprint.training.batches`. The
+signal processing is :mod:`audiofootprint.audio`.
 """
 from __future__ import annotations
 
-import functools
 import glob
 import hashlib
 import json
@@ -56,21 +55,20 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 import soundfile as sf
 import torch
-import torchaudio
 from pandera.typing import Series
 
-from audiofootprint.atomic import atomic_path, write_csv, write_json
+from audiofootprint import audio
+from audiofootprint.atomic import write_csv, write_json
+from audiofootprint.audio import AUDIO_SUFFIXES, AudioError, decode_audio, normalize_loudness, resample, trim_silence
 from audiofootprint.data import validate_table
 
 __all__ = [
     "ALLISON_DIR",
     "ALLISON_PACKAGE",
-    "AUDIO_SUFFIXES",
     "NON_SPEECH",
     "SOURCE_KEY",
     "SPLITS",
@@ -78,17 +76,13 @@ __all__ = [
     "CorpusError",
     "CorpusSourceError",
     "ManifestSchema",
-    "SegmentDataset",
     "assign_split",
     "build_corpus",
-    "decode_audio",
     "find_sources",
     "iter_utterances",
     "load_manifest",
-    "normalize_loudness",
-    "random_segments",
+    "split_rows",
     "summary",
-    "trim_silence",
     "utterance_id",
 ]
 
@@ -98,8 +92,6 @@ ALLISON_PACKAGE = "asterisk-core-sounds-en-g722"
 #: The configuration key that names the source folder.
 SOURCE_KEY = "corpus.source_dir"
 
-#: Audio files read: G.722 with PyAV, the others with soundfile.
-AUDIO_SUFFIXES = (".g722", ".wav", ".flac")
 
 #: Non-speech prompts of the Asterisk sounds (tones, monkeys, silences). A pattern with a
 #: ``/`` is matched against the path relative to the source folder without its suffix,
@@ -115,8 +107,6 @@ NON_SPEECH: tuple[str, ...] = (
 
 SPLITS = ("train", "valid", "test")
 
-#: pyloudnorm's gating block: shorter signals have no integrated loudness.
-LOUDNESS_BLOCK_S = 0.4
 
 #: Bumped when the layout or processing of a built corpus changes (invalidates caches).
 CORPUS_FORMAT = 1
@@ -276,127 +266,6 @@ def _check_fractions(split: Sequence[float]) -> tuple[float, float, float]:
 
 
 # ---------------------------------------------------------------------------
-# Signal processing
-# ---------------------------------------------------------------------------
-
-def _to_float(array: np.ndarray) -> np.ndarray:
-    if array.dtype == np.int16:
-        return array.astype(np.float32) / 32768.0
-    if array.dtype == np.int32:
-        return (array.astype(np.float64) / 2.0 ** 31).astype(np.float32)
-    if array.dtype == np.uint8:
-        return (array.astype(np.float32) - 128.0) / 128.0
-    return array.astype(np.float32)
-
-
-def _decode_with_av(path: Path, fmt: str | None) -> tuple[np.ndarray, int]:
-    import av
-
-    chunks: list[np.ndarray] = []
-    with av.open(str(path), format=fmt) as container:
-        stream = container.streams.audio[0]
-        rate = int(stream.codec_context.sample_rate or stream.rate)
-        for frame in container.decode(stream):
-            array = frame.to_ndarray()
-            channels = len(frame.layout.channels)
-            if not frame.format.is_planar:  # packed: [1, samples * channels]
-                array = array.reshape(-1, channels).T
-            chunks.append(_to_float(array).mean(axis=0))
-    if not chunks:
-        return np.zeros(0, dtype=np.float32), rate
-    return np.concatenate(chunks).astype(np.float32), rate
-
-
-def decode_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Mono float32 samples in [-1, 1] and the sample rate of ``path`` (.g722 with PyAV,
-    .wav/.flac with soundfile; several channels are averaged). A file that does not decode, or
-    holds samples that are not numbers (NaN, infinite), raises :class:`CorpusError` naming it:
-    it is damaged, and only its owner can mend it."""
-    import av
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in AUDIO_SUFFIXES:
-        raise CorpusError(f"{path}: cannot decode {suffix!r} files (supported: {', '.join(AUDIO_SUFFIXES)})")
-    mend = "re-export it, or remove it from the source folder (or leave it out with corpus.include)"
-    try:
-        if suffix == ".g722":
-            x, rate = _decode_with_av(path, "g722")
-        else:
-            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-            x, rate = data.mean(axis=1).astype(np.float32), int(rate)
-    except (sf.SoundFileError, av.FFmpegError) as error:
-        raise CorpusError(f"{path} cannot be decoded as {suffix[1:]} audio "
-                          f"({getattr(error, 'error_string', None) or error}): {mend}") from None
-    bad = int(np.count_nonzero(~np.isfinite(x)))
-    if bad:
-        raise CorpusError(f"{path}: {bad} sample(s) are NaN or infinite, so the file is damaged: {mend}")
-    return x, rate
-
-
-def trim_silence(x: np.ndarray, sample_rate: int, top_db: float = 40.0, margin_s: float = 0.1,
-                 frame_s: float = 0.02) -> np.ndarray:
-    """Drop leading and trailing frames more than ``top_db`` below the loudest frame (RMS over
-    ``frame_s``), keeping ``margin_s`` seconds around the rest."""
-    frame = max(1, int(round(frame_s * sample_rate)))
-    n = math.ceil(len(x) / frame)
-    if n == 0:
-        return x
-    padded = np.zeros(n * frame, dtype=np.float64)
-    padded[: len(x)] = x
-    rms = np.sqrt(np.mean(padded.reshape(n, frame) ** 2, axis=1))
-    level = 20.0 * np.log10(np.maximum(rms, 1e-10))
-    loud = np.nonzero(level > level.max() - top_db)[0]
-    if rms.max() <= 1e-10 or len(loud) == 0:
-        return x
-    margin = int(round(margin_s * sample_rate))
-    start = max(0, int(loud[0]) * frame - margin)
-    end = min(len(x), (int(loud[-1]) + 1) * frame + margin)
-    return x[start:end]
-
-
-def normalize_loudness(x: np.ndarray, sample_rate: int, target_lufs: float = -23.0,
-                       peak_limit: float = 0.99, meter=None) -> tuple[np.ndarray, float, float]:
-    """``(y, lufs_before, gain_db)``: ``x`` scaled to ``target_lufs`` (ITU-R BS.1770 integrated
-    loudness), or less if that would put the sample peak above ``peak_limit``.
-    Raises :class:`CorpusError` for a silent or too short signal."""
-    import pyloudnorm
-
-    if len(x) <= LOUDNESS_BLOCK_S * sample_rate:
-        raise CorpusError(f"too short to measure loudness (< {LOUDNESS_BLOCK_S} s)")
-    meter = meter or pyloudnorm.Meter(sample_rate)
-    lufs = float(meter.integrated_loudness(x.astype(np.float64)))
-    if not math.isfinite(lufs):
-        raise CorpusError("silent (no loudness)")
-    peak = float(np.max(np.abs(x)))
-    gain_db = target_lufs - lufs
-    if peak * 10.0 ** (gain_db / 20.0) > peak_limit:
-        gain_db = 20.0 * math.log10(peak_limit / peak)
-    y = (x.astype(np.float64) * 10.0 ** (gain_db / 20.0)).astype(np.float32)
-    return y, lufs, gain_db
-
-
-@functools.lru_cache(maxsize=8)
-def _resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
-    # the transform computes the sinc kernel once (in float32); its output is identical to
-    # torchaudio.functional.resample(x, orig, new) with the same (default) filter
-    return torchaudio.transforms.Resample(orig, new, dtype=torch.float32)
-
-
-def _resample(x: np.ndarray, orig: int, new: int) -> np.ndarray:
-    """``x`` from ``orig`` Hz to ``new`` Hz (torchaudio's windowed-sinc resampling)."""
-    if orig == new:
-        return x
-    with torch.no_grad():
-        return _resampler(int(orig), int(new))(torch.from_numpy(np.ascontiguousarray(x))).numpy()
-
-
-def _write_wav(path: Path, x: np.ndarray, sample_rate: int) -> None:
-    with atomic_path(path) as tmp:
-        sf.write(str(tmp), x, sample_rate, subtype="PCM_16", format="WAV")
-
-
-# ---------------------------------------------------------------------------
 # Building
 # ---------------------------------------------------------------------------
 
@@ -468,49 +337,19 @@ def build_corpus(
         raise CorpusError(f"max_files must be at least 1 (or None), got {max_files!r}")
     sample_rate = int(sample_rate)
 
-    skip = out_dir if _is_relative_to(out_dir.resolve(), source.resolve()) else None
-    kept, excluded = find_sources(source, include, tuple(exclude), skip=skip)
-    if max_files is not None:
-        kept = kept[:max_files]
-    ids = [utterance_id(rel) for rel in kept]
-    duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
-    if duplicates:
-        raise CorpusError(f"{source}: several files give the same utterance id(s) {duplicates[:5]}; "
-                          "rename them or narrow `include`")
+    kept, excluded = _sources(source, out_dir, include, exclude, max_files)
 
     settings = {
-        "format": CORPUS_FORMAT,
-        "source_dir": str(source.resolve()),
-        "sample_rate": sample_rate,
-        "min_seconds": float(min_seconds),
-        "loudness_lufs": float(loudness_lufs),
-        "peak_limit": float(peak_limit),
-        "split": dict(zip(SPLITS, fractions)),
-        "seed": int(seed),
-        "max_files": max_files,
-        "include": list(include) if include is not None else None,
-        "exclude": list(exclude),
-        "trim_top_db": trim_top_db,
-        "trim_margin_s": float(trim_margin_s),
+        "format": CORPUS_FORMAT, "source_dir": str(source.resolve()), "sample_rate": sample_rate,
+        "min_seconds": float(min_seconds), "loudness_lufs": float(loudness_lufs), "peak_limit": float(peak_limit),
+        "split": dict(zip(SPLITS, fractions)), "seed": int(seed), "max_files": max_files,
+        "include": list(include) if include is not None else None, "exclude": list(exclude),
+        "trim_top_db": trim_top_db, "trim_margin_s": float(trim_margin_s),
         "sources_sha256": _fingerprint(source, [r for r in kept] + [r for r, _ in excluded]),
     }
-
-    _remove_stale_work(out_dir)
-    if (out_dir / BUILDING).is_file():  # a build into out_dir that was killed: ours to discard
-        shutil.rmtree(out_dir)
-    info_path = out_dir / "corpus.json"
-    if out_dir.exists():
-        if not info_path.is_file() and any(out_dir.iterdir()):
-            raise CorpusError(f"{out_dir} exists and is not a corpus built by build_corpus "
-                              "(no corpus.json); choose another out_dir or remove it")
-        if info_path.is_file() and not force:
-            try:
-                previous = json.loads(info_path.read_text(encoding="utf-8")).get("settings")
-            except (OSError, ValueError):
-                previous = None
-            if previous == settings:
-                return BuildResult(out_dir, load_manifest(out_dir),
-                                   _read_excluded(out_dir), True, time.perf_counter() - started, settings)
+    if _reusable(out_dir, settings, force):
+        return BuildResult(out_dir, load_manifest(out_dir), _read_excluded(out_dir), True,
+                           time.perf_counter() - started, settings)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     in_place = not out_dir.exists()
@@ -524,22 +363,10 @@ def build_corpus(
         rows, dropped = _process(source, work, kept, sample_rate, min_seconds, loudness_lufs,
                                  fractions, seed, trim_top_db, trim_margin_s, peak_limit, progress)
         excluded_all = sorted(excluded + dropped)
-        manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("id", kind="stable")
-        manifest = manifest.reset_index(drop=True)
-        if manifest.empty:
+        if not rows:
             raise CorpusError(f"{source}: no utterance left after exclusion "
                               f"({len(excluded_all)} excluded; min_seconds={min_seconds})")
-        manifest = validate_table(manifest, ManifestSchema, work / "manifest.csv")
-        write_csv(work / "manifest.csv", manifest)
-        excluded_frame = pd.DataFrame(excluded_all, columns=["source_path", "reason"])
-        write_csv(work / "excluded.csv", excluded_frame)
-        counts = manifest.groupby("split")["seconds"].agg(["count", "sum"])
-        write_json(work / "corpus.json", {
-            "settings": settings,
-            "utterances": {s: int(counts.loc[s, "count"]) if s in counts.index else 0 for s in SPLITS},
-            "seconds": {s: round(float(counts.loc[s, "sum"]), 3) if s in counts.index else 0.0 for s in SPLITS},
-            "excluded": len(excluded_all),
-        })
+        manifest, excluded_frame = _write_tables(work, rows, excluded_all, settings)
         if in_place:
             (out_dir / BUILDING).unlink()
         else:
@@ -548,6 +375,58 @@ def build_corpus(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return BuildResult(out_dir, manifest, excluded_frame, False, time.perf_counter() - started, settings)
+
+
+def _sources(source: Path, out_dir: Path, include: Sequence[str] | None, exclude: Sequence[str],
+             max_files: int | None) -> tuple[list[str], list[tuple[str, str]]]:
+    """The source files kept (the first ``max_files``) and those excluded by name, with distinct ids."""
+    skip = out_dir if _is_relative_to(out_dir.resolve(), source.resolve()) else None
+    kept, excluded = find_sources(source, include, tuple(exclude), skip=skip)
+    if max_files is not None:
+        kept = kept[:max_files]
+    duplicates = sorted(i for i, n in Counter(utterance_id(rel) for rel in kept).items() if n > 1)
+    if duplicates:
+        raise CorpusError(f"{source}: several files give the same utterance id(s) {duplicates[:5]}; "
+                          "rename them or narrow `include`")
+    return kept, excluded
+
+
+def _reusable(out_dir: Path, settings: dict, force: bool) -> bool:
+    """Whether ``out_dir`` holds a corpus built with ``settings`` (to keep unless ``force``). Clears
+    what killed builds left first; refuses a folder that is not a corpus."""
+    _remove_stale_work(out_dir)
+    if (out_dir / BUILDING).is_file():  # a build into out_dir that was killed: ours to discard
+        shutil.rmtree(out_dir)
+    info_path = out_dir / "corpus.json"
+    if not out_dir.exists():
+        return False
+    if not info_path.is_file() and any(out_dir.iterdir()):
+        raise CorpusError(f"{out_dir} exists and is not a corpus built by build_corpus "
+                          "(no corpus.json); choose another out_dir or remove it")
+    if not info_path.is_file() or force:
+        return False
+    try:
+        previous = json.loads(info_path.read_text(encoding="utf-8")).get("settings")
+    except (OSError, ValueError):
+        previous = None
+    return previous == settings
+
+
+def _write_tables(work: Path, rows: list, excluded: list, settings: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write the manifest (validated), the excluded files and corpus.json into ``work``."""
+    manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("id", kind="stable").reset_index(drop=True)
+    manifest = validate_table(manifest, ManifestSchema, work / "manifest.csv")
+    write_csv(work / "manifest.csv", manifest)
+    excluded_frame = pd.DataFrame(excluded, columns=["source_path", "reason"])
+    write_csv(work / "excluded.csv", excluded_frame)
+    counts = manifest.groupby("split")["seconds"].agg(["count", "sum"])
+    write_json(work / "corpus.json", {
+        "settings": settings,
+        "utterances": {s: int(counts.loc[s, "count"]) if s in counts.index else 0 for s in SPLITS},
+        "seconds": {s: round(float(counts.loc[s, "sum"]), 3) if s in counts.index else 0.0 for s in SPLITS},
+        "excluded": len(excluded),
+    })
+    return manifest, excluded_frame
 
 
 def _process(source: Path, work: Path, kept: Sequence[str], sample_rate: int, min_seconds: float,
@@ -566,7 +445,7 @@ def _process(source: Path, work: Path, kept: Sequence[str], sample_rate: int, mi
         iterator = tqdm(kept, desc="corpus", unit="file")
     for rel in iterator:
         x, rate = decode_audio(source / rel)
-        x = _resample(x, rate, sample_rate)
+        x = resample(x, rate, sample_rate)
         if trim_top_db is not None:
             x = trim_silence(x, sample_rate, top_db=trim_top_db, margin_s=trim_margin_s)
         seconds = len(x) / sample_rate
@@ -575,13 +454,13 @@ def _process(source: Path, work: Path, kept: Sequence[str], sample_rate: int, mi
             continue
         try:
             y, lufs, gain_db = normalize_loudness(x, sample_rate, loudness_lufs, peak_limit, meter)
-        except CorpusError as error:
+        except AudioError as error:  # silent or too short: left out, with the reason
             dropped.append((rel, str(error)))
             continue
         part = assign_split(rel, fractions, seed)
         uid = utterance_id(rel)
         path = f"wav/{part}/{uid}.wav"
-        _write_wav(work / path, y, sample_rate)
+        audio.write_wav(work / path, y, sample_rate)
         rows.append({"id": uid, "split": part, "path": path, "seconds": round(seconds, 6),
                      "source_path": rel, "lufs_before": round(lufs, 4), "gain_db": round(gain_db, 4)})
     return rows, dropped
@@ -632,7 +511,8 @@ def _read_excluded(out_dir: Path) -> pd.DataFrame:
 # Reading
 # ---------------------------------------------------------------------------
 
-def _rows(out_dir: Path, split: str | None) -> pd.DataFrame:
+def split_rows(out_dir: Path, split: str | None) -> pd.DataFrame:
+    """The manifest rows of ``split`` (``None``: all), checked."""
     manifest = load_manifest(out_dir)
     if split is None:
         return manifest
@@ -645,92 +525,9 @@ def iter_utterances(out_dir: str | Path, split: str | None = None) -> Iterator[t
     """``(id, waveform [T] float32, sample_rate)`` for each utterance of ``split`` (``None``:
     all), in manifest order (sorted by id)."""
     out_dir = Path(out_dir)
-    for row in _rows(out_dir, split).itertuples(index=False):
+    for row in split_rows(out_dir, split).itertuples(index=False):
         data, rate = sf.read(str(out_dir / row.path), dtype="float32")
         yield row.id, torch.from_numpy(data), int(rate)
-
-
-def seed_for(*values: int) -> int:
-    """A non-negative 63-bit seed derived from integers, the same on every run and platform."""
-    return int(np.random.SeedSequence([int(v) for v in values]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-class SegmentDataset(torch.utils.data.Dataset):
-    """Fixed-length random crops, one per utterance of ``split`` and epoch.
-
-    Item ``i`` is a crop of ``segment_samples`` samples (float32 ``[segment_samples]``) at an
-    offset drawn from a generator seeded by ``(seed, epoch, i)``: the same for a given seed,
-    epoch and index whatever the DataLoader order or number of workers; :meth:`set_epoch`
-    draws new crops. Utterances shorter than a segment are zero-padded at the end.
-    Crops are read from disk on demand (``preload=True`` keeps the split in memory).
-    """
-
-    def __init__(self, out_dir: str | Path, split: str = "train", segment_samples: int = 8192,
-                 seed: int = 0, preload: bool = False):
-        if segment_samples < 1:
-            raise CorpusError(f"segment_samples must be positive, got {segment_samples}")
-        self.out_dir = Path(out_dir)
-        rows = _rows(self.out_dir, split)
-        if rows.empty:
-            raise CorpusError(f"{self.out_dir}: split {split!r} has no utterances")
-        self.split = split
-        self.ids = list(rows["id"])
-        self.paths = [self.out_dir / p for p in rows["path"]]
-        infos = [sf.info(str(p)) for p in self.paths]
-        rates = {int(i.samplerate) for i in infos}
-        if len(rates) != 1:
-            raise CorpusError(f"{self.out_dir}: utterances have several sample rates {sorted(rates)}")
-        self.sample_rate = rates.pop()
-        self.lengths = [int(i.frames) for i in infos]
-        self.segment_samples = int(segment_samples)
-        self.seed = int(seed)
-        self.epoch = 0
-        self._audio = ([sf.read(str(p), dtype="float32")[0] for p in self.paths] if preload else None)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def offset(self, index: int) -> int:
-        """Start sample of item ``index`` in the current epoch."""
-        room = self.lengths[index] - self.segment_samples
-        if room <= 0:
-            return 0
-        generator = torch.Generator().manual_seed(seed_for(self.seed, self.epoch, index))
-        return int(torch.randint(0, room + 1, (1,), generator=generator))
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        if not 0 <= index < len(self):
-            raise IndexError(index)
-        start = self.offset(index)
-        stop = min(start + self.segment_samples, self.lengths[index])
-        if self._audio is not None:
-            data = self._audio[index][start:stop]
-        else:
-            data, _ = sf.read(str(self.paths[index]), start=start, stop=stop, dtype="float32")
-        out = torch.zeros(self.segment_samples, dtype=torch.float32)
-        out[: len(data)] = torch.from_numpy(np.ascontiguousarray(data))
-        return out
-
-
-#: Seeds the choice of utterances in :func:`random_segments` apart from the crop offsets.
-_PICK_STREAM = 2 ** 32 - 1
-
-
-def random_segments(out_dir: str | Path, split: str, segment_samples: int, count: int,
-                    seed: int = 0) -> torch.Tensor:
-    """``[count, segment_samples]`` crops of utterances of ``split`` drawn with replacement
-    (utterance and offset from a generator seeded by ``seed``)."""
-    dataset = SegmentDataset(out_dir, split, segment_samples, seed=seed)
-    generator = torch.Generator().manual_seed(seed_for(seed, _PICK_STREAM))
-    picks = torch.randint(0, len(dataset), (int(count),), generator=generator).tolist()
-    out = torch.zeros(int(count), dataset.segment_samples)
-    for row, index in enumerate(picks):
-        dataset.set_epoch(row)  # a fresh offset for each draw, even of the same utterance
-        out[row] = dataset[index]
-    return out
 
 
 def summary(corpus: str | Path | pd.DataFrame) -> pd.DataFrame:

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from audiofootprint import atomic, failures, quality
+from audiofootprint import audio, failures, quality
 from audiofootprint.corpus import iter_utterances
 from audiofootprint.energy import MeasureSettings
 from audiofootprint.energy.cost import measure_vocoder
@@ -159,12 +158,6 @@ def snr_db(reference: np.ndarray, estimate: np.ndarray) -> float:
     return 10.0 * math.log10(signal / noise)
 
 
-def write_wav(path: Path, audio: torch.Tensor, rate: int) -> None:
-    """16-bit PCM WAV of ``audio``, written atomically."""
-    with atomic.atomic_path(path) as tmp:
-        sf.write(tmp, audio.numpy(), rate, subtype="PCM_16", format="WAV")
-
-
 def score(model: Vocoder, utterances: list[Utterance], metrics: tuple[str, ...], seed: int, *,
           baseline: Vocoder | None = None, listen_dir: Path | None = None, listen: int = 0,
           progress: str | None = None) -> pd.DataFrame:
@@ -184,8 +177,8 @@ def score(model: Vocoder, utterances: list[Utterance], metrics: tuple[str, ...],
             row["mrstft_to_fp32"] = quality.mrstft(base.numpy(), synthesis.numpy(), rate)
         rows.append(row)
         if listen_dir is not None and index < listen:
-            write_wav(listen_dir / f"{utt_id}.synthesis.wav", synthesis, rate)
-            write_wav(listen_dir / f"{utt_id}.recording.wav", reference, rate)
+            audio.write_wav(listen_dir / f"{utt_id}.synthesis.wav", synthesis, rate)
+            audio.write_wav(listen_dir / f"{utt_id}.recording.wav", reference, rate)
         if progress:
             print(f"  {progress}: {utt_id} " + " ".join(f"{k}={v:.3f}" for k, v in row.items()
                                                          if isinstance(v, float) and k != "seconds"), flush=True)

@@ -43,7 +43,7 @@ def _src(*parts: str) -> tuple[str, ...]:
 
 #: What evaluating a vocoder imports (:mod:`audiofootprint.evaluate`); the model's own class enters
 #: through the stage's ${item.code} dependency, which may lie outside the package.
-_EVALUATION = ("atomic.py", "corpus.py", "data.py", "energy", "evaluate.py", "failures.py", "features.py",
+_EVALUATION = ("atomic.py", "audio.py", "corpus.py", "data.py", "energy", "evaluate.py", "failures.py", "features.py",
                "paths.py", "quality.py", "records.py", "runtime.py", "vocoders")
 #: The benchmark stage's own code besides evaluation.
 _BENCHMARK = ("benchmark.py",)
@@ -59,9 +59,9 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("training_carbon", ("audiofootprint.carbon",),
           _src("carbon.py", "pareto.py", "survey.py", "data.py", "atomic.py", "paths.py"), ("carbon",)),
     Stage("carbon_report", ("notebooks/carbon.py", "audiofootprint.report"), _src(*_REPORT)),
-    Stage("corpus", ("audiofootprint.corpus",), _src("corpus.py", "data.py", "atomic.py"), ("corpus",)),
+    Stage("corpus", ("audiofootprint.corpus",), _src("corpus.py", "audio.py", "data.py", "atomic.py"), ("corpus",)),
     Stage("train", ("audiofootprint.training.stage",),
-          _src("training", "vocoders", "energy", "atomic.py", "corpus.py", "data.py", "failures.py", "features.py",
+          _src("training", "vocoders", "energy", "atomic.py", "audio.py", "corpus.py", "data.py", "failures.py", "features.py",
                "paths.py", "pipeline.py", "quality.py", "records.py", "runtime.py"),
           ("profile.train", "profile.seed", "profile.device", "profile.torch_threads", "energy"), per="model"),
     Stage("recordings", ("audiofootprint.benchmark",), _src(*_BENCHMARK, *_EVALUATION),

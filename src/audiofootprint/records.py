@@ -174,8 +174,27 @@ class TrainingRecord(Mapping):
                 raise RecordError(f"{path}: field {key!r} is {self._fields[key]!r}, not a number >= 0: {how}")
 
 
+class _MeasuredRecord:
+    """What the dataclass records of measured results share: ``ok``, the JSON form and the checked
+    atomic write (each subclass has ``status`` and ``check(path)``)."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether it was measured."""
+        return self.status == OK
+
+    def as_dict(self) -> dict:
+        """The JSON form: every field that is set."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+    def write(self, path: str | Path) -> None:
+        """Write atomically, after the same checks a read makes."""
+        self.check(Path(path))
+        atomic.write_json(path, self.as_dict())
+
+
 @dataclass(frozen=True)
-class ModelMetrics:
+class ModelMetrics(_MeasuredRecord):
     """The headline numbers of one benchmarked model (``results/benchmark/NAME/metrics.json``).
 
     A measured model (``status`` ok) has every field of :data:`MEASURED`; a failed one has
@@ -208,23 +227,9 @@ class ModelMetrics:
     reason: str | None = None
 
     @property
-    def ok(self) -> bool:
-        """Whether the model was measured."""
-        return self.status == OK
-
-    @property
     def converged(self) -> bool:
         """Whether its measured quality is a finding (pretrained, training-free, trained to the recipe)."""
         return bool((self.quality_status or {}).get("converged"))
-
-    def as_dict(self) -> dict:
-        """The JSON form: every field that is set."""
-        return {key: value for key, value in asdict(self).items() if value is not None}
-
-    def write(self, path: str | Path) -> None:
-        """Write atomically, after the same checks a read makes."""
-        self.check(Path(path))
-        atomic.write_json(path, self.as_dict())
 
     @classmethod
     def read(cls, path: str | Path) -> ModelMetrics:
@@ -298,7 +303,7 @@ VARIANT_STATUSES = (OK, NOT_APPLICABLE, failures.FAILED)
 
 
 @dataclass(frozen=True)
-class VariantMetrics:
+class VariantMetrics(_MeasuredRecord):
     """The headline numbers of one quantized variant (``results/quantize/MODEL/SCHEME/metrics.json``),
     written by ``quantize@MODEL-SCHEME`` and read by the quantization summary.
 
@@ -325,19 +330,6 @@ class VariantMetrics:
     torch_threads: int | None = None
     test_utterances: int | None = None
     quality: dict | None = None  # metric -> {mean, ci95, n}
-
-    @property
-    def ok(self) -> bool:
-        return self.status == OK
-
-    def as_dict(self) -> dict:
-        """The JSON form: every field that is set."""
-        return {key: value for key, value in asdict(self).items() if value is not None}
-
-    def write(self, path: str | Path) -> None:
-        """Write atomically, after the same checks a read makes."""
-        self.check(Path(path))
-        atomic.write_json(path, self.as_dict())
 
     @staticmethod
     def _how(path: Path) -> str:

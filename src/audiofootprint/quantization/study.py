@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from audiofootprint import atomic, evaluate, runtime
+from audiofootprint import atomic, audio, evaluate, runtime
 from audiofootprint.corpus import iter_utterances
 from audiofootprint.energy.static import serialized_bytes
 from audiofootprint.failures import FAILED, FailedTrainingError
@@ -94,7 +94,7 @@ def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress
             name, scheme, FAILED, f"its output cannot be scored: {error}", backend=made.backend,
             size_bytes=serialized_bytes(made.model)), progress)
     utt_id, wave, rate = utterances[0]
-    evaluate.write_wav(out / "variant" / f"{utt_id}.synthesis.wav",
+    audio.write_wav(out / "variant" / f"{utt_id}.synthesis.wav",
                        evaluate.synthesize(made.model, wave, sample_rate, setup.seed)[1], rate)
     if progress:
         print(f"  {label}: measuring ({profile['measure']['windows']} windows of >= "
