@@ -429,7 +429,7 @@ def test_pretrained_weights_with_another_digest_than_the_config_are_refused(proj
     """The config names a package's file and its sha256: a different digest in the config (or a
     different file) is refused before the weights are loaded."""
     edit_yaml(project / PRETRAINED, set_key("weights.sha256", "ab" * 32))
-    line = refused(project, ["measure", "hifigan_v1_ljspeech", "--profile", "ci"], "generator_LJSpeech.pth.tar",
+    refused(project, ["measure", "hifigan_v1_ljspeech", "--profile", "ci"], "generator_LJSpeech.pth.tar",
                    "sha256 is", f"{PRETRAINED} weights.sha256 expects " + "ab" * 32)
 
 

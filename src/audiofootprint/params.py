@@ -226,7 +226,7 @@ def check_energy(energy: dict) -> None:
         raise ValueError(f"measure_power_secs must be positive, got {energy['measure_power_secs']!r}")
     try:
         intensity_for(energy["country_iso3"])
-    except KeyError as error:
+    except KeyError:
         raise ValueError(f"country_iso3 {energy['country_iso3']!r} is not in codecarbon's energy-mix table: "
                          "give an ISO 3166 alpha-3 code such as FRA, DEU or USA") from None
 

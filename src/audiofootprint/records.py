@@ -175,8 +175,9 @@ class TrainingRecord(Mapping):
 
 
 class _MeasuredRecord:
-    """What the dataclass records of measured results share: ``ok``, the JSON form and the checked
-    atomic write (each subclass has ``status`` and ``check(path)``)."""
+    """What the dataclass records of measured results share: ``ok``, the JSON form, the checked atomic
+    write and the checked read (each subclass has ``status``, ``REQUIRED``, ``_how(path)`` and
+    ``check(path)``)."""
 
     @property
     def ok(self) -> bool:
@@ -191,6 +192,16 @@ class _MeasuredRecord:
         """Write atomically, after the same checks a read makes."""
         self.check(Path(path))
         atomic.write_json(path, self.as_dict())
+
+    @classmethod
+    def read(cls, path: str | Path):
+        """Read and check ``path``: a missing file is a FileNotFoundError, a malformed or incomplete one
+        a :class:`RecordError`; both say which stage to run."""
+        path = Path(path)
+        how = cls._how(path)
+        record = cls(**_known_fields(cls, _read_object(path, how), path, how, cls.REQUIRED))
+        record.check(path)
+        return record
 
 
 @dataclass(frozen=True)
@@ -231,19 +242,15 @@ class ModelMetrics(_MeasuredRecord):
         """Whether its measured quality is a finding (pretrained, training-free, trained to the recipe)."""
         return bool((self.quality_status or {}).get("converged"))
 
-    @classmethod
-    def read(cls, path: str | Path) -> ModelMetrics:
-        """Read and check ``path``: a missing file is a FileNotFoundError, a malformed or incomplete one
-        a :class:`RecordError`; both say which stage to run."""
-        path = Path(path)
-        how = f"run `dvc repro benchmark@{path.parent.name}`"
-        record = cls(**_known_fields(cls, _read_object(path, how), path, how, ("status", "family", "training")))
-        record.check(path)
-        return record
+    REQUIRED = ("status", "family", "training")
+
+    @staticmethod
+    def _how(path: Path) -> str:
+        return f"run `dvc repro benchmark@{path.parent.name}`"
 
     def check(self, path: Path) -> None:
         """Raise :class:`RecordError` (naming ``path`` and the field) unless the record is complete."""
-        fail = _failer(path, f"run `dvc repro benchmark@{path.parent.name}` again")
+        fail = _failer(path, f"{self._how(path)} again")
         if self.status not in STATUSES:
             fail("status", f"is {self.status!r}, not one of {', '.join(STATUSES)}")
         if not isinstance(self.training, dict):
@@ -331,19 +338,11 @@ class VariantMetrics(_MeasuredRecord):
     test_utterances: int | None = None
     quality: dict | None = None  # metric -> {mean, ci95, n}
 
+    REQUIRED = ("model", "scheme", "status")
+
     @staticmethod
     def _how(path: Path) -> str:
         return f"run `dvc repro quantize@{path.parent.parent.name}-{path.parent.name}`"
-
-    @classmethod
-    def read(cls, path: str | Path) -> VariantMetrics:
-        """Read and check ``path``: a missing file is a FileNotFoundError, a malformed or incomplete one
-        a :class:`RecordError`; both say which stage to run."""
-        path = Path(path)
-        data = _read_object(path, cls._how(path))
-        record = cls(**_known_fields(cls, data, path, cls._how(path), ("model", "scheme", "status")))
-        record.check(path)
-        return record
 
     def check(self, path: Path) -> None:
         """Raise :class:`RecordError` (naming ``path`` and the field) unless the record is complete."""
