@@ -14,10 +14,12 @@
 # # Lighter vocoders: what quantization saves and what it costs
 #
 # Thesis part 3 quantizes deep generative audio models to cut their inference cost, reports a
-# notable gain in model size, and asks what that means for embedded use. Here every trained
-# vocoder of the benchmark runs under every quantization scheme: size on disk and in memory,
-# the harness' energy and speed, quality against the recordings and distance to the float32
-# output of the same model. Computed by `audiofootprint quantize summary`.
+# notable gain in model size, and asks what that means for embedded use. Here the vocoders of
+# `quantize.models` (by default those with published, converged weights, so that every change of
+# quality is a finding) run under every quantization scheme, on two inference engines: torch
+# eager, and ONNX Runtime on the model exported to ONNX (schemes `ort_*`). Per variant: size on
+# disk and in memory, the harness' energy and speed, quality against the recordings and distance
+# to the float32 output of the same model. Computed by `audiofootprint quantize summary`.
 
 # %% tags=["parameters"]
 root = ".."  # the project root seen from notebooks/, where JupyterLab starts the kernel
@@ -31,6 +33,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from audiofootprint.params import load_params
+from audiofootprint.paths import MIXED_PRECISION_CURVE_CSV, MIXED_PRECISION_DAMAGE_CSV
 from audiofootprint.quality import METRICS
 from audiofootprint.quantization.devices import feasibility, load_devices
 
@@ -46,18 +49,25 @@ devices = load_devices(root / settings["devices"])
 figures = root / "results/quantize_summary/figures"
 figures.mkdir(parents=True, exist_ok=True)
 SAVE = dict(dpi=110, bbox_inches="tight", metadata={"Software": None})
+converged = benchmark["converged"].fillna(False).astype(bool) if "converged" in benchmark else pd.Series(dtype=bool)
+variants["converged"] = variants["model"].map(converged).fillna(False).astype(bool)
 ok = variants[variants["status"] == "ok"]
 quantized = ok[ok["scheme"] != baseline]
+curve = pd.read_csv(root / MIXED_PRECISION_CURVE_CSV)
+damage = pd.read_csv(root / MIXED_PRECISION_DAMAGE_CSV)
 measurements = [*sorted((root / "results/quantize").glob("*/*/variant/measurement.json")),
                 *sorted((root / "results/benchmark").glob("*/measurement.json"))]
 first = json.loads(measurements[0].read_text())["measurement"]
 display(Markdown(
     f"Profile **{params['profile']['name']}**; measured on {first['hardware']['cpu_model']} "
     f"({first['hardware']['cpu_count']:g} cores, GPU: {first['hardware']['gpu_model'] or 'none'}), "
-    f"{params['profile']['torch_threads']} torch threads. Energy: CPU {first['methods']['cpu']}; RAM "
+    f"{params['profile']['torch_threads']} threads (torch's, and ONNX Runtime's intra-op threads). Energy: CPU "
+    f"{first['methods']['cpu']}; RAM "
     f"{first['methods']['ram']}. {summary['variants_measured']} variants measured over "
     f"{variants['model'].nunique()} models and {variants['scheme'].nunique()} schemes; quality axis "
-    f"{METRICS[axis]['name']}."
+    f"{METRICS[axis]['name']}. Models with converged weights: "
+    f"{', '.join(sorted(variants.loc[variants['converged'], 'model'].unique())) or 'none'}; the others "
+    f"(trained here on a budget) are a cost-only comparison: their change of quality is not a finding."
 ))
 
 # %% [markdown]
@@ -68,11 +78,83 @@ display(Markdown(
 # with the float32 model's output for the same input.
 
 # %%
-columns = ["model", "scheme", "backend", "size_bytes", "size_ratio", "weight_ratio", "speedup", "energy_ratio",
+columns = ["model", "scheme", "engine", "backend", "size_bytes", "size_ratio", "weight_ratio", "speedup", "energy_ratio",
            "real_time_factor", axis, f"delta_{axis}", "snr_to_fp32_db", "mrstft_to_fp32"]
 shown = ok[[c for c in columns if c in ok.columns]].copy()
 shown["size_mb"] = shown.pop("size_bytes") / 1e6
 display(shown.set_index(["model", "scheme"]).round(3))
+
+# %% [markdown]
+# ## Engines: torch against ONNX Runtime
+# The same float32 weights on each engine (`fp32`, `ort_fp32`: the exported graph's largest
+# difference to torch's output is in the variant's notes), then the best int8 variant of each
+# engine within 0.1 of float32's quality (converged models only). Speed-ups and energy ratios are
+# against torch float32; both engines ran with the profile's threads.
+
+# %%
+rows = []
+for model, group in ok.groupby("model"):
+    by_scheme = group.set_index("scheme")
+    if baseline not in by_scheme.index:
+        continue
+    entries = [("torch float32", baseline), ("onnxruntime float32", "ort_fp32")]
+    for engine in ("torch", "onnxruntime"):
+        candidates = group[(group["engine"] == engine) & group["scheme"].str.contains("int8")]
+        if variants.loc[variants["model"] == model, "converged"].any():
+            candidates = candidates[candidates[f"delta_{axis}"].abs() <= 0.1]
+        if len(candidates):
+            entries.append((f"{engine} int8 (fastest within 0.1)", candidates.sort_values("speedup").iloc[-1]["scheme"]))
+    for label, scheme in entries:
+        if scheme in by_scheme.index:
+            row = by_scheme.loc[scheme]
+            rows.append({"model": model, "variant": label, "scheme": scheme, "size_mb": row["size_bytes"] / 1e6,
+                         "size_ratio": row["size_ratio"], "speedup": row["speedup"], "energy_ratio": row["energy_ratio"],
+                         "real_time_factor": row["real_time_factor"], f"delta_{axis}": row[f"delta_{axis}"],
+                         "delta_stoi": row.get("delta_stoi", float("nan"))})
+display(pd.DataFrame(rows).set_index(["model", "variant"]).round(3) if rows
+        else Markdown("No model ran on both engines."))
+
+# %% [markdown]
+# ## Mixed precision found by measurement
+# `ort_mixed_int8` quantizes one weighted op at a time and measures its damage (multi-resolution
+# STFT distance and SNR to the float32 output on training utterances), then quantizes the ops in
+# order of increasing damage for as long as the quality budget holds; the ops left over compute in
+# float from int8-stored weights. Each point below is one count of ops quantized, measured on the
+# search utterances (training split); the ringed point is the variant chosen, measured on the test
+# set in the tables above.
+
+# %%
+if curve.empty:
+    display(Markdown("No mixed-precision variant was measured (add `ort_mixed_int8` to `quantize.schemes`)."))
+else:
+    budget = settings["mixed_precision"]
+    metric = budget["metric"]
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    for number, (model, part) in enumerate(curve.groupby("model")):
+        part = part.sort_values("ops_quantized")
+        chosen = part[part["chosen"]]
+        for ax, column in zip(axes, [f"delta_{metric}", "seconds_per_call", "size_bytes"]):
+            scale = 1e6 if column == "size_bytes" else 1.0
+            ax.plot(part["ops_quantized"], part[column] / scale, marker="o", ms=3, color=f"C{number}", label=model)
+            ax.scatter(chosen["ops_quantized"], chosen[column] / scale, s=120, facecolors="none", edgecolors="C3")
+    axes[0].axhline(-budget["max_drop"] if METRICS[metric]["direction"] == "max" else budget["max_drop"],
+                    color="C3", ls="--", lw=0.8, label="budget")
+    for ax, label in zip(axes, [f"{METRICS[metric]['name']} change (training utterances)",
+                                "seconds per call (rough, on one mel)", "size (MB)"]):
+        ax.set_xlabel("weighted ops in int8 (by increasing damage)")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Mixed precision: the whole trade-off, and the variant chosen")
+    fig.savefig(figures / "mixed_precision.png", **SAVE)
+    plt.show()
+    worst = damage.sort_values("rank").groupby("model").tail(5)
+    display(Markdown("The five ops each model's search found most damaging alone (kept in float first):"))
+    display(worst.set_index(["model", "rank"])[["op", "mrstft_to_fp32", "snr_to_fp32_db"]].round(3))
+    display(Markdown("\n".join(f"- **{name}**: {chosen['ops_quantized']} of {chosen['ops']} weighted ops in int8; "
+                                f"{chosen['size_ratio']:.2f}x smaller, {chosen['speedup']:.2f}x faster and "
+                                f"{chosen['energy_ratio']:.2f}x the energy of torch float32, {METRICS[axis]['name']} "
+                                f"{chosen[f'delta_{axis}']:+.3f} on the test set"
+                                for name, chosen in summary["mixed_precision"].items())))
 
 # %% [markdown]
 # ## Where a scheme does not apply, or fails
@@ -84,6 +166,7 @@ display(skipped.set_index(["model", "scheme"]) if len(skipped) else Markdown("Ev
 
 # %% [markdown]
 # ## Size, speed, energy and quality per scheme
+# Quality change is drawn for models with converged weights only.
 
 # %%
 schemes = [s for s in settings["schemes"] if s in set(quantized["scheme"])]
@@ -93,8 +176,9 @@ fig, axes = plt.subplots(1, 4, figsize=(17, 4.5), sharey=True)
 for ax, column, label in zip(axes, ["size_ratio", "speedup", "energy_ratio", f"delta_{axis}"],
                              ["size reduction (x)", "speed-up (x)", "energy / float32 energy",
                               f"{METRICS[axis]['name']} change"]):
-    pivot = quantized.pivot(index="model", columns="scheme", values=column).reindex(columns=schemes)
-    if schemes:
+    shown_part = quantized[quantized["converged"]] if column.startswith("delta") else quantized  # a finding only
+    pivot = shown_part.pivot(index="model", columns="scheme", values=column).reindex(columns=schemes)
+    if schemes and pivot.notna().any().any():
         pivot.plot.barh(ax=ax, width=0.8, legend=(ax is axes[0]))
     ax.axvline(0 if column.startswith("delta") else 1, color="0.3", lw=0.8)
     ax.set_xlabel(label)

@@ -113,9 +113,10 @@ PROJECT_FILES = ["conf", "data", "notebooks", "src", "vocoders", "dvc.yaml", "pa
 #: The models of the `benchmarked` pipeline run.
 BENCHMARK_MODELS = ["griffinlim_32", "hifigan_v1_ljspeech", "hifigan_v3", "melgan"]
 # The quantization stages of that pipeline: one model, a scheme of each kind (dynamic int8 never
-# applies to HiFi-GAN, which has no Linear layer), two calibration utterances.
+# applies to HiFi-GAN, which has no Linear layer) and the onnxruntime engine's mixed precision (its
+# search on one utterance, three counts of ops), two calibration utterances.
 QUANTIZED_MODELS = ["hifigan_v3"]
-QUANTIZATION_SCHEMES = ["fp32", "dynamic_int8", "static_int8", "weight_int4"]
+QUANTIZATION_SCHEMES = ["fp32", "dynamic_int8", "static_int8", "weight_int4", "ort_mixed_int8"]
 
 
 def copy_project(root: Path, dest: Path) -> Path:
@@ -250,7 +251,8 @@ def benchmarked(tmp_path_factory):
     project = copy_project(ROOT, tmp_path_factory.mktemp("bench"))
     run(["audiofootprint", "params", "--write", "profile=ci", f"benchmark.models=[{','.join(BENCHMARK_MODELS)}]",
          f"quantize.models=[{','.join(QUANTIZED_MODELS)}]", f"quantize.schemes=[{','.join(QUANTIZATION_SCHEMES)}]",
-         "quantize.calibration_utterances=2"],
+         "quantize.calibration_utterances=2", "quantize.mixed_precision.search_utterances=1",
+         "quantize.mixed_precision.grid=2", "quantize.mixed_precision.metric=mrstft"],
         project)
     return offline_repro(project, ["benchmark_report"], tmp_path_factory.mktemp("bench_netguard"))
 

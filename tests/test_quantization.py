@@ -10,14 +10,9 @@ import pytest
 import torch
 
 from audiofootprint.quantization import schemes
-from audiofootprint.quantization.schemes import (
-    NotApplicable,
-    WeightOnlyQuantized,
-    apply,
-    pack_int4,
-    storage_bytes,
-    unpack_int4,
-)
+from audiofootprint.quantization.base import Calibration, NotApplicable
+from audiofootprint.quantization.registry import apply
+from audiofootprint.quantization.schemes import WeightOnlyQuantized, pack_int4, storage_bytes, unpack_int4
 from audiofootprint.energy.static import serialized_bytes
 from audiofootprint.evaluate import snr_db
 from audiofootprint.quantization.devices import feasibility
@@ -41,9 +36,9 @@ def small_vocos() -> Vocos:
                  mel={**MEL, "n_mels": 100}).for_inference()
 
 
-def mels(model, count=3, frames=40):
+def mels(model, count=3, frames=40) -> Calibration:
     generator = torch.Generator().manual_seed(1)
-    return [torch.randn(1, model.mel.n_mels, frames, generator=generator) - 4.0 for _ in range(count)]
+    return Calibration([torch.randn(1, model.mel.n_mels, frames, generator=generator) - 4.0 for _ in range(count)])
 
 
 def close_to_fp32(model, quantized, mel) -> float:
@@ -79,7 +74,7 @@ def test_weight_only_layer_dequantizes_within_half_a_step():
 def test_weight_only_int8_and_int4_shrink_and_stay_close():
     model = small_hifigan()
     fp32_size = serialized_bytes(model)
-    mel = mels(model)[0]
+    mel = mels(model).mels[0]
     int8 = apply("weight_int8", model, mels(model))
     int4 = apply("weight_int4", model, mels(model))
     assert all(p.dtype == torch.float32 and p.dim() == 1 for p in int8.model.parameters())  # only biases left
@@ -97,7 +92,7 @@ def test_static_int8_quantizes_convolutions_through_fx_and_says_why_not_pt2e():
     weights = [v for v in made.model.state_dict().values() if isinstance(v, torch.Tensor) and v.is_quantized]
     assert weights and all(w.dtype == torch.qint8 for w in weights)
     assert storage_bytes(model) / storage_bytes(made.model) > 3.0  # int8 codes + per-channel scales, float32 biases
-    assert close_to_fp32(model, made.model, mels(model)[0]) > 10
+    assert close_to_fp32(model, made.model, mels(model).mels[0]) > 10
 
 
 def test_static_int8_keeps_a_quiet_waveform():
@@ -106,7 +101,7 @@ def test_static_int8_keeps_a_quiet_waveform():
     with torch.no_grad():
         model.conv_post.weight.mul_(1e-3)
         model.conv_post.bias.zero_()
-    mel = mels(model)[0]
+    mel = mels(model).mels[0]
     with torch.inference_mode():
         assert model(mel).abs().max() < 1 / 256
     made = apply("static_int8", model, mels(model))
@@ -119,7 +114,7 @@ def test_dynamic_int8_on_linear_layers_and_not_applicable_without_them():
     made = apply("dynamic_int8", vocos, mels(vocos))
     kinds = {type(m).__module__ for m in made.model.modules() if "Linear" in type(m).__name__}
     assert any("quantized" in k for k in kinds)
-    assert close_to_fp32(vocos, made.model, mels(vocos)[0]) > 20
+    assert close_to_fp32(vocos, made.model, mels(vocos).mels[0]) > 20
     with pytest.raises(NotApplicable, match="no Linear or recurrent layers"):
         apply("dynamic_int8", small_hifigan(), mels(small_hifigan()))
 
@@ -133,14 +128,14 @@ def test_half_precision_needs_hardware(monkeypatch):
     made = apply("bf16", model, mels(model))
     assert made.model.network.conv_pre.weight.dtype == torch.bfloat16
     with torch.inference_mode():
-        assert made.model(mels(model)[0]).dtype == torch.float32
+        assert made.model(mels(model).mels[0]).dtype == torch.float32
 
 
 def test_unknown_scheme_and_empty_calibration():
     with pytest.raises(KeyError, match="unknown quantization scheme 'int2'"):
         apply("int2", small_hifigan(), mels(small_hifigan()))
     with pytest.raises(ValueError, match="calibration"):
-        apply("static_int8", small_hifigan(), [])
+        Calibration([])
 
 
 def test_ratios_against_the_baseline_by_hand():
@@ -184,8 +179,8 @@ def test_quantization_stages_through_dvc_on_the_ci_profile(benchmarked):
             assert f"Running stage 'quantize@{model}-{scheme}'" in first.stdout
     model = QUANTIZED_MODELS[0]
     variant = lambda scheme: json.loads((project / f"results/quantize/{model}/{scheme}/metrics.json").read_text())  # noqa: E731
-    assert variant("dynamic_int8") == {"model": model, "scheme": "dynamic_int8", "status": "not_applicable",
-                                       "reason": variant("dynamic_int8")["reason"]}
+    assert variant("dynamic_int8") == {"model": model, "scheme": "dynamic_int8", "engine": "torch",
+                                       "status": "not_applicable", "reason": variant("dynamic_int8")["reason"]}
     assert "no Linear or recurrent layers" in variant("dynamic_int8")["reason"]
     fp32, static, int4 = variant("fp32"), variant("static_int8"), variant("weight_int4")
     assert fp32["status"] == static["status"] == int4["status"] == "ok"
@@ -193,13 +188,23 @@ def test_quantization_stages_through_dvc_on_the_ci_profile(benchmarked):
     assert fp32["size_bytes"] / static["size_bytes"] > 3.5 and fp32["size_bytes"] / int4["size_bytes"] > 6.0
     assert "snr_to_fp32_db" not in fp32["quality"] and static["quality"]["snr_to_fp32_db"]["mean"] > 5
     assert static["energy_method"]["cpu"] and static["real_time_factor"]["n"] >= 3
+    mixed = variant("ort_mixed_int8")
+    assert mixed["engine"] == "onnxruntime" and fp32["engine"] == "torch" and mixed["engine_threads"] == 2
+    assert "ONNX Runtime" in mixed["backend"] and fp32["size_bytes"] / mixed["size_bytes"] > 3.0
     summary = json.loads((project / "results/quantize_summary/metrics.json").read_text())
-    assert summary["variants_measured"] == 3 and set(summary["by_scheme"]) == {"static_int8", "weight_int4"}
+    assert summary["variants_measured"] == 4
+    assert set(summary["by_scheme"]) == {"static_int8", "weight_int4", "ort_mixed_int8"}
+    chosen = summary["mixed_precision"][f"{model}/ort_mixed_int8"]
+    curve = pd.read_csv(project / "results/quantize_summary/mixed_precision_curve.csv")
+    assert len(curve) >= 3 and curve["chosen"].sum() == 1 and chosen["ops"] == curve["ops_quantized"].max()
+    assert chosen["ops_quantized"] == int(curve.loc[curve["chosen"], "ops_quantized"].iloc[0])
+    damage = pd.read_csv(project / "results/quantize_summary/mixed_precision_damage.csv")
+    assert len(damage) == chosen["ops"] and damage["mrstft_to_fp32"].is_monotonic_increasing
     assert f"{model}/dynamic_int8" in summary["not_applicable"] and not summary["missing"]
     table = pd.read_csv(project / "results/quantize_summary/variants.csv")
     assert len(table) == len(QUANTIZATION_SCHEMES) * len(QUANTIZED_MODELS)
     html = (project / "reports/quantize.html").read_text()
-    assert "Embedded feasibility" in html and "not_applicable" in html
+    assert "Embedded feasibility" in html and "not_applicable" in html and "Mixed precision found by measurement" in html
     assert (project / "results/quantize_summary/figures/pareto.png").read_bytes()[:4] == b"\x89PNG"
     second = run(["dvc", "repro", "quantize_report"], project)
     assert "Running stage" not in second.stdout
@@ -224,10 +229,10 @@ def test_static_int8_takes_torchao_pt2e_when_the_x86_quantizer_covers_every_laye
 
     torch.manual_seed(0)
     model = Framewise().eval()
-    calibration = mels(model, count=1, frames=40) + mels(model, count=1, frames=57)  # utterances differ in length
+    calibration = Calibration(mels(model, count=1, frames=40).mels + mels(model, count=1, frames=57).mels)  # lengths differ
     made = apply("static_int8", model, calibration)
     assert made.backend.startswith("torchao pt2e") and not made.notes
-    assert close_to_fp32(model, made.model, mels(model, count=1, frames=23)[0]) > 15
+    assert close_to_fp32(model, made.model, mels(model, count=1, frames=23).mels[0]) > 15
 
     class SamplesWithoutGrad(Framewise):
         """Inference wrapped in torch.no_grad (as DiffWave's sampler is): the export hides its layers."""

@@ -140,11 +140,12 @@ def test_a_missing_training_record_says_which_stage_to_run(tmp_path):
 
 def _variant(**changes) -> VariantMetrics:
     spread = lambda median: {"median": median, "q1": median * 0.9, "q3": median * 1.1, "n": 5}  # noqa: E731
-    fields = dict(backend="weight-only int8 (packed)", notes=["Conv1d x 12"], family="HiFi-GAN",
+    fields = dict(engine="torch", backend="weight-only int8 (packed)", notes=["Conv1d x 12"], family="HiFi-GAN",
                   size_bytes=400_000, weight_bytes=390_000, peak_memory_bytes=2_000_000,
                   energy_j_per_audio_s=spread(2.0), net_energy_j_per_audio_s=spread(1.5),
                   real_time_factor=spread(0.25), energy_method={"cpu": "codecarbon RAPL"}, hardware="CPU A",
-                  torch_threads=2, test_utterances=2, quality={"pesq": {"mean": 3.1, "ci95": 0.2, "n": 2}})
+                  torch_threads=2, engine_threads=2, test_utterances=2,
+                  quality={"pesq": {"mean": 3.1, "ci95": 0.2, "n": 2}})
     return VariantMetrics(**({"model": "hifigan_v3", "scheme": "weight_int8", "status": "ok"} | fields | changes))
 
 
@@ -157,9 +158,9 @@ def test_variant_records_round_trip_and_give_their_summary_row(tmp_path):
     assert row["energy_j_per_audio_s"] == 2.0 and row["energy_q1"] == pytest.approx(1.8)
     assert row["rtf_q3"] == pytest.approx(0.275) and row["pesq"] == 3.1 and row["pesq_ci95"] == 0.2
     assert row["windows"] == 5 and row["energy_method_cpu"] == "codecarbon RAPL" and row["reason"] == ""
-    skipped = VariantMetrics("hifigan_v3", "dynamic_int8", NOT_APPLICABLE, "no Linear or recurrent layers")
+    skipped = VariantMetrics("hifigan_v3", "dynamic_int8", NOT_APPLICABLE, "no Linear or recurrent layers", engine="torch")
     skipped.write(path)
-    assert VariantMetrics.read(path).table_row() == {"model": "hifigan_v3", "scheme": "dynamic_int8",
+    assert VariantMetrics.read(path).table_row() == {"model": "hifigan_v3", "scheme": "dynamic_int8", "engine": "torch",
                                                     "status": NOT_APPLICABLE, "reason": "no Linear or recurrent layers"}
 
 

@@ -129,14 +129,48 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     from audiofootprint import evaluate, runtime
     from audiofootprint.energy.cost import synthetic_mel
     from audiofootprint.params import compose_params
-    from audiofootprint.vocoders import zoo
 
     params = compose_params(args.root, [f"profile={args.profile}"])
     profile = params["profile"]
+    setup = runtime.set_up(args.root, params)
+    model, entry, label, weights = _measured_model(args, setup.device)
+    seconds = float(evaluate.measure_settings(profile, entry)["audio_seconds"])
+    mel = synthetic_mel(model, seconds, setup.seed)
+    if args.engine == "onnxruntime" and model.engine != "onnxruntime":
+        from audiofootprint.engines import on_onnxruntime
+
+        model, difference = on_onnxruntime(model.for_inference(), mel, setup.device)
+        weights += f"; exported to ONNX, max |ONNX Runtime - torch| = {difference:.2e} on the input below"
+    result = evaluate.measure(model, mel, setup, profile, entry, label,
+                              "synthetic log-mel (fixed seed); content does not change a vocoder's compute")
+    result["weights"] = weights
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(format_measurement(result))
+    return 0
+
+
+def _measured_model(args: argparse.Namespace, device: str):
+    """The model ``measure`` runs: a user's model file, or a configured vocoder with its weights;
+    with its zoo entry (None for a file), label and a line on its weights."""
+    from audiofootprint.vocoders import zoo
+
+    if args.model_file:
+        from audiofootprint.engines import load_model_file
+        from audiofootprint.vocoders.base import MelSettings, resolve_mel
+
+        if args.vocoder or args.checkpoint:
+            raise ValueError("give either a configured vocoder (with --checkpoint) or --model-file, not both")
+        mel = resolve_mel(dict(_key_value(item) for item in args.mel or []), MelSettings())
+        model = load_model_file(args.model_file, mel, args.convention, args.sha256, device)
+        checked = "sha256 verified" if args.sha256 else "sha256 not checked (give --sha256)"
+        return model, None, Path(args.model_file).name, f"model file {args.model_file} ({checked})"
+    if not args.vocoder:
+        raise ValueError("name a configured vocoder (see `audiofootprint zoo`) or give --model-file FILE")
     entries = zoo.load_zoo(args.root)
     if args.vocoder not in entries:
         raise KeyError(f"unknown vocoder {args.vocoder!r}; configured: {', '.join(entries)}")
-    setup = runtime.set_up(args.root, params)
     entry = entries[args.vocoder]
     model = zoo.build(entry) if entry.weights is None else zoo.build_for_corpus(entry, entry.weights.mel.sample_rate)
     weights = "random initialisation (compute does not depend on weight values)"
@@ -147,15 +181,17 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         model.from_checkpoint(entry.weights.file(args.root), sha256=entry.weights.sha256,
                               sha256_from=entry.weights.sha256_key)
         weights = f"pretrained weights ({entry.weights.source}, sha256 verified)"
-    seconds = float(evaluate.measure_settings(profile, entry)["audio_seconds"])
-    result = evaluate.measure(model, synthetic_mel(model, seconds, setup.seed), setup, profile, entry, args.vocoder,
-                              "synthetic log-mel (fixed seed); content does not change a vocoder's compute")
-    result["weights"] = weights
-    if args.json:
-        print(json.dumps(result, indent=2, sort_keys=True))
-    else:
-        print(format_measurement(result))
-    return 0
+    return model, entry, args.vocoder, weights
+
+
+def _key_value(item: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``--mel``, the value read as YAML (a number, or null)."""
+    import yaml
+
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--mel {item!r}: give KEY=VALUE, e.g. sample_rate=22050 hop_length=256")
+    return key, yaml.safe_load(value)
 
 
 def format_measurement(result: dict) -> str:
@@ -173,7 +209,8 @@ def format_measurement(result: dict) -> str:
         f"input              {m['audio_seconds']:.3f} s of audio per call ({m['samples']:,} samples, "
         f"{result['mel_settings']['sample_rate']} Hz)",
         f"hardware           {hw['cpu_model']} x{hw['cpu_count']:g}, GPU: {hw['gpu_model'] or 'none'}, "
-        f"{hw['ram_total_gb']:.1f} GB RAM, torch threads {result['torch_threads']}, device {m['device']}",
+        f"{hw['ram_total_gb']:.1f} GB RAM, device {m['device']}",
+        f"engine             {result['engine']}, {result['engine_threads']} threads",
         f"method             CPU: {m['methods']['cpu']}; GPU: {m['methods']['gpu']}; RAM: {m['methods']['ram']}",
         f"location           {hw['country_iso3']}, PUE {hw['pue']:g}, codecarbon {hw['codecarbon_version']} "
         f"offline tracker, {hw['tracking_mode']} mode",
@@ -192,7 +229,8 @@ def format_measurement(result: dict) -> str:
         f"RAM {s['idle_power_w']['ram']:.3g}, GPU {s['idle_power_w']['gpu']:.3g}); mean power under load "
         f"{s['mean_power_w']:.3g} W",
         f"CO2e / call        {med(s['per_call']['co2e_kg'], 1e3)} g",
-        f"FLOPs / audio s    {result['flops_per_audio_s'] / 1e9:.3g} GFLOP ({result['flops_method']})",
+        f"FLOPs / audio s    " + (f"{result['flops_per_audio_s'] / 1e9:.3g} GFLOP " if result["flops_per_audio_s"]
+                                  is not None else "") + f"({result['flops_method']})",
         f"peak memory / call {result['peak_memory']['bytes'] / 1e6:.1f} MB ({result['peak_memory']['method']})",
     ]
     return "\n".join(lines)
@@ -394,11 +432,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_zoo)
 
     p = sub.add_parser("measure", help="measure one vocoder's time, energy and static costs on this machine")
-    p.add_argument("vocoder", help="a configuration name of conf/vocoder/ (see `audiofootprint zoo`)")
+    p.add_argument("vocoder", nargs="?", help="a configuration name of conf/vocoder/ (see `audiofootprint zoo`)")
+    p.add_argument("--model-file", help="instead of a configured vocoder, your exported one: FILE.onnx (run by ONNX "
+                                        "Runtime) or a TorchScript FILE.pt (torch); mel in, waveform out")
+    p.add_argument("--mel", nargs="+", metavar="KEY=VALUE",
+                   help="the model file's mel settings (sample_rate, n_fft, win_length, hop_length, n_mels, f_min, "
+                        "f_max); those not given take the defaults (22050 Hz, 1024, 1024, 256, 80, 0, 8000)")
+    p.add_argument("--convention", default="hifigan", help="the feature convention the model file takes "
+                                                            "(a key of audiofootprint.features.CONVENTIONS)")
+    p.add_argument("--engine", choices=("torch", "onnxruntime"), default="torch",
+                   help="run a configured vocoder on this engine (onnxruntime: exported to ONNX first)")
     p.add_argument("--profile", default="default", help="measurement budget: ci, default or paper")
     p.add_argument("--checkpoint", help="weights to load (torch.load with weights_only=True): our generator.pt or "
                                         "the family's official checkpoint layout (default: the config's weights, if any)")
-    p.add_argument("--sha256", help="refuse the checkpoint unless its sha256 is this")
+    p.add_argument("--sha256", help="refuse the checkpoint or model file unless its sha256 is this")
     p.add_argument("--json", action="store_true", help="print the full measurement as JSON")
     p.set_defaults(func=_cmd_measure)
 

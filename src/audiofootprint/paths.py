@@ -12,8 +12,14 @@ BENCHMARK_DIR = Path("results/benchmark")
 BENCHMARK_SUMMARY_DIR = Path("results/benchmark_summary")
 MODELS_CSV = BENCHMARK_SUMMARY_DIR / "models.csv"
 QUANTIZE_DIR = Path("results/quantize")
+#: What quantize@MODEL-SCHEME writes beside its metrics.json: how the variant was made, its measurement, a synthesis.
+VARIANT_FOLDER = "variant"
+VARIANT_RECORD = "record.json"
 QUANTIZE_SUMMARY_DIR = Path("results/quantize_summary")
 VARIANTS_CSV = QUANTIZE_SUMMARY_DIR / "variants.csv"
+#: The mixed-precision searches: ops quantized against size, speed and quality; the damage of each op.
+MIXED_PRECISION_CURVE_CSV = QUANTIZE_SUMMARY_DIR / "mixed_precision_curve.csv"
+MIXED_PRECISION_DAMAGE_CSV = QUANTIZE_SUMMARY_DIR / "mixed_precision_damage.csv"
 SURVEY_DIR = Path("results/survey")
 CARBON_DIR = Path("results/carbon")
 #: The training-carbon study's estimates of published runs (pretrained models' training energy).
@@ -27,3 +33,8 @@ SITE = REPORTS_DIR / "index.html"
 MODEL_REPORTS_DIR = REPORTS_DIR / "vocoders"
 #: The studies' notebooks: stage NAME_report renders notebooks/NAME.py into reports/NAME.{ipynb,html}.
 STUDY_NOTEBOOKS = ("survey", "carbon", "benchmark", "quantize")
+
+
+def variant_record(name: str, scheme: str) -> Path:
+    """How quantize@NAME-SCHEME made its variant (backend, notes, per-utterance scores, any search)."""
+    return QUANTIZE_DIR / name / scheme / VARIANT_FOLDER / VARIANT_RECORD

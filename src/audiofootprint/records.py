@@ -323,6 +323,7 @@ class VariantMetrics(_MeasuredRecord):
     scheme: str
     status: str
     reason: str | None = None
+    engine: str | None = None  # audiofootprint.engines.ENGINES
     backend: str | None = None
     notes: list | None = None
     family: str | None = None
@@ -335,6 +336,7 @@ class VariantMetrics(_MeasuredRecord):
     energy_method: dict | None = None
     hardware: str | None = None
     torch_threads: int | None = None
+    engine_threads: int | None = None
     test_utterances: int | None = None
     quality: dict | None = None  # metric -> {mean, ci95, n}
 
@@ -358,12 +360,14 @@ class VariantMetrics(_MeasuredRecord):
 
     def table_row(self) -> dict:
         """The variant's row of the quantization summary (results/quantize_summary/variants.csv)."""
-        row = {"model": self.model, "scheme": self.scheme, "status": self.status, "reason": self.reason or ""}
+        row = {"model": self.model, "scheme": self.scheme, "engine": self.engine, "status": self.status,
+               "reason": self.reason or ""}
         if not self.ok:
             return row
         energy, rtf = self.energy_j_per_audio_s, self.real_time_factor
         row.update({
-            "backend": self.backend, "family": self.family, "size_bytes": self.size_bytes,
+            "backend": self.backend, "engine_threads": self.engine_threads, "family": self.family,
+            "size_bytes": self.size_bytes,
             "weight_bytes": self.weight_bytes, "peak_memory_bytes": self.peak_memory_bytes,
             "energy_j_per_audio_s": energy["median"], "energy_q1": energy["q1"], "energy_q3": energy["q3"],
             "real_time_factor": rtf["median"], "rtf_q1": rtf["q1"], "rtf_q3": rtf["q3"],
@@ -377,6 +381,6 @@ class VariantMetrics(_MeasuredRecord):
 
 
 #: The fields every measured variant has.
-VARIANT_MEASURED = ("backend", "family", "size_bytes", "weight_bytes", "peak_memory_bytes", "energy_j_per_audio_s",
+VARIANT_MEASURED = ("engine", "backend", "family", "size_bytes", "weight_bytes", "peak_memory_bytes", "energy_j_per_audio_s",
                     "net_energy_j_per_audio_s", "real_time_factor", "energy_method", "hardware", "test_utterances",
                     "quality")

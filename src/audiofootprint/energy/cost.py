@@ -38,19 +38,23 @@ def measure_vocoder(model: Vocoder, mel: torch.Tensor, *, label: str, settings: 
     out = synthesize()
     if tuple(out.shape) != (mel.shape[0], samples):
         raise RuntimeError(f"{label}: expected output shape {(mel.shape[0], samples)}, got {tuple(out.shape)}")
-    flops = count_flops(synthesize)
+    engine = model.engine
+    flops = count_flops(synthesize) if engine == "torch" else None  # the counter sees torch's ops only
     memory = peak_memory_bytes(synthesize, device)
     result: Measurement = measure(synthesize, label=label, audio_seconds=audio_seconds, samples=samples,
                                   settings=settings, tracker_settings=tracker_settings, device=device)
     return {
         "label": label,
-        "params": parameter_count(model),
+        "params": model.weight_count() if hasattr(model, "weight_count") else parameter_count(model),
         "size_bytes": serialized_bytes(model),
         "flops_per_call": flops,
-        "flops_per_audio_s": flops / audio_seconds,
-        "flops_method": "torch.utils.flop_counter (matmul and convolution only: a lower bound)",
+        "flops_per_audio_s": None if flops is None else flops / audio_seconds,
+        "flops_method": ("torch.utils.flop_counter (matmul and convolution only: a lower bound)" if flops is not None
+                         else f"not counted: {engine} runs the model outside torch's FLOP counter"),
         "peak_memory": memory,
         "mel_settings": model.mel.as_dict(),
         "torch_threads": torch.get_num_threads(),
+        "engine": engine,
+        "engine_threads": getattr(model, "threads", torch.get_num_threads()),
         "measurement": result.as_dict(),
     }

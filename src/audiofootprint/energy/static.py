@@ -11,7 +11,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def serialized_bytes(model: torch.nn.Module) -> int:
-    """Size of ``torch.save(model.state_dict())``, the checkpoint a user would ship."""
+    """Size of the file a user would ship: ``torch.save(model.state_dict())``, or, for a model that
+    runs on another engine (it has ``artifact_bytes``, e.g. an ONNX graph), that file's size."""
+    if hasattr(model, "artifact_bytes"):
+        return int(model.artifact_bytes())
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     return buffer.tell()

@@ -1,6 +1,6 @@
-"""Quantization schemes: each turns a float32 vocoder into a lighter one, or says why it cannot.
+"""Quantization schemes in torch: each turns a float32 vocoder into a lighter one, or says why it cannot.
 
-Schemes (``SCHEMES``):
+Schemes (``TORCH_SCHEMES``; every scheme by name: :mod:`audiofootprint.quantization.registry`):
 
 * ``fp32``: the trained model as is (the baseline).
 * ``dynamic_int8``: ``torch.ao`` dynamic quantization of Linear and recurrent layers (int8
@@ -25,27 +25,14 @@ from __future__ import annotations
 
 import copy
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
+from audiofootprint.engines import first_line
+from audiofootprint.quantization.base import Calibration, Make, NotApplicable, Quantized
 from audiofootprint.vocoders.base import Vocoder, parameter_count
-
-
-class NotApplicable(Exception):
-    """The scheme does not apply to this model (the message says why)."""
-
-
-@dataclass
-class Quantized:
-    """A quantized model and how it was made."""
-
-    model: Vocoder
-    backend: str
-    notes: list[str] = field(default_factory=list)
 
 
 class QuantizedVocoder(Vocoder):
@@ -72,7 +59,7 @@ def _convention(model: Vocoder) -> str:
 # --------------------------------------------------------------------------- fp32, half
 
 
-def fp32(model: Vocoder, calibration: list[torch.Tensor], device: str) -> Quantized:
+def fp32(model: Vocoder, calibration: Calibration, device: str) -> Quantized:
     """The baseline: the trained float32 model."""
     return Quantized(model, "float32")
 
@@ -90,10 +77,10 @@ def cpu_flags(path: Path = Path("/proc/cpuinfo")) -> set[str]:
     return set()
 
 
-def _half(dtype: torch.dtype) -> Callable[[Vocoder, list[torch.Tensor], str], Quantized]:
+def _half(dtype: torch.dtype) -> Make:
     name = str(dtype).removeprefix("torch.")
 
-    def scheme(model: Vocoder, calibration: list[torch.Tensor], device: str) -> Quantized:
+    def scheme(model: Vocoder, calibration: Calibration, device: str) -> Quantized:
         if not device.startswith("cuda"):
             wanted = _HALF_FLAGS[dtype]
             if not cpu_flags() & set(wanted):
@@ -126,7 +113,7 @@ class HalfVocoder(Vocoder):
 DYNAMIC_LAYERS = (nn.Linear, nn.GRU, nn.LSTM, nn.GRUCell, nn.LSTMCell)
 
 
-def dynamic_int8(model: Vocoder, calibration: list[torch.Tensor], device: str) -> Quantized:
+def dynamic_int8(model: Vocoder, calibration: Calibration, device: str) -> Quantized:
     """int8 weights for Linear and recurrent layers, activations quantized per call."""
     _cpu_only(device, "dynamic int8")
     found = [type(m).__name__ for m in model.modules() if isinstance(m, DYNAMIC_LAYERS)]
@@ -148,7 +135,7 @@ EXPORT_FRAMES = 8
 WEIGHTED_LAYERS = (nn.Conv1d, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.Linear)
 
 
-def static_int8(model: Vocoder, calibration: list[torch.Tensor], device: str) -> Quantized:
+def static_int8(model: Vocoder, calibration: Calibration, device: str) -> Quantized:
     """Post-training static int8, calibrated on ``calibration`` mels (pt2e, else FX graph mode)."""
     _cpu_only(device, "static int8")
     if not any(isinstance(m, WEIGHTED_LAYERS) for m in model.modules()):
@@ -156,10 +143,10 @@ def static_int8(model: Vocoder, calibration: list[torch.Tensor], device: str) ->
     _use_x86_engine()
     # exported on a few frames: the length is a dynamic dimension, and an autoregressive model's
     # sample loop (WaveRNN) would otherwise be traced once per sample of a whole utterance
-    prepared, reason = _pt2e_prepared(model, calibration[0][..., :EXPORT_FRAMES].contiguous())
+    prepared, reason = _pt2e_prepared(model, calibration.mels[0][..., :EXPORT_FRAMES].contiguous())
     if reason is None:
-        return _static_pt2e(model, prepared, calibration)
-    return _static_fx(model, calibration, reason)
+        return _static_pt2e(model, prepared, calibration.mels)
+    return _static_fx(model, calibration.mels, reason)
 
 
 def _pt2e_prepared(model: Vocoder, example: torch.Tensor) -> tuple[torch.fx.GraphModule | None, str | None]:
@@ -173,7 +160,7 @@ def _pt2e_prepared(model: Vocoder, example: torch.Tensor) -> tuple[torch.fx.Grap
         exported = torch.export.export(copy.deepcopy(model).eval(), (example,),
                                        dynamic_shapes=({2: frames},)).module()
     except Exception as error:  # noqa: BLE001 - any export failure means pt2e cannot run
-        return None, f"torch.export failed ({type(error).__name__}: {_first_line(error)})"
+        return None, f"torch.export failed ({type(error).__name__}: {first_line(error)})"
     quantizer = x86.X86InductorQuantizer().set_global(x86.get_default_x86_inductor_quantization_config())
     prepared = prepare_pt2e(exported, quantizer)
     weighted = [n for n in prepared.graph.nodes if n.op == "call_function" and n.target in _WEIGHTED_OPS]
@@ -221,7 +208,7 @@ def _static_fx(model: Vocoder, calibration: list[torch.Tensor], why_not_pt2e: st
             prepared = prepare_fx(copy.deepcopy(model).eval(), mapping, (calibration[0],))
         except Exception as error:  # noqa: BLE001 - a model FX cannot trace is a result, not a crash
             raise NotApplicable(f"{why_not_pt2e}; FX graph mode cannot trace the model "
-                                f"({type(error).__name__}: {_first_line(error)})") from error
+                                f"({type(error).__name__}: {first_line(error)})") from error
         try:
             with torch.no_grad():
                 for mel in calibration:
@@ -229,7 +216,7 @@ def _static_fx(model: Vocoder, calibration: list[torch.Tensor], why_not_pt2e: st
             converted = convert_fx(prepared)
         except Exception as error:  # noqa: BLE001 - e.g. an observer placed on a value that is not a tensor
             raise NotApplicable(f"{why_not_pt2e}; FX graph mode traces the model but its calibration or "
-                                f"conversion fails ({type(error).__name__}: {_first_line(error)})") from error
+                                f"conversion fails ({type(error).__name__}: {first_line(error)})") from error
     return Quantized(QuantizedVocoder(converted, model),
                      "torch.ao FX graph mode, x86 qconfig mapping; output layer and tanh in float",
                      [f"pt2e not used: {why_not_pt2e}"])
@@ -297,8 +284,8 @@ def unpack_int4(packed: torch.Tensor, row_length: int) -> torch.Tensor:
     return torch.where(nibbles > 7, nibbles - 16, nibbles)
 
 
-def _weight_only(bits: int) -> Callable[[Vocoder, list[torch.Tensor], str], Quantized]:
-    def scheme(model: Vocoder, calibration: list[torch.Tensor], device: str) -> Quantized:
+def _weight_only(bits: int) -> Make:
+    def scheme(model: Vocoder, calibration: Calibration, device: str) -> Quantized:
         quantized = copy.deepcopy(model)
         count = 0
         for parent in list(quantized.modules()):
@@ -338,12 +325,7 @@ def _weight_share(model: nn.Module, kinds: tuple[type, ...]) -> float:
     return inside / total if total else 0.0
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:300] if text else ""
-
-
-SCHEMES: dict[str, Callable[[Vocoder, list[torch.Tensor], str], Quantized]] = {
+TORCH_SCHEMES: dict[str, Make] = {
     "fp32": fp32,
     "dynamic_int8": dynamic_int8,
     "static_int8": static_int8,
@@ -354,18 +336,11 @@ SCHEMES: dict[str, Callable[[Vocoder, list[torch.Tensor], str], Quantized]] = {
 }
 
 
-def apply(scheme: str, model: Vocoder, calibration: list[torch.Tensor], device: str = "cpu") -> Quantized:
-    """Quantize ``model`` with ``scheme`` (a key of :data:`SCHEMES`); raises :class:`NotApplicable`."""
-    if scheme not in SCHEMES:
-        raise KeyError(f"unknown quantization scheme {scheme!r}; known: {', '.join(SCHEMES)}")
-    if not calibration:
-        raise ValueError("calibration needs at least one mel-spectrogram")
-    return SCHEMES[scheme](model.for_inference(), calibration, device)
-
-
 def storage_bytes(model: nn.Module) -> int:
     """Bytes of every tensor in the state dict (quantized tensors: integer codes, scales, zero points;
-    packed parameters unpacked): the memory the weights take at rest."""
+    packed parameters unpacked), or of an ONNX graph's initializers: the memory the weights take at rest."""
+    if hasattr(model, "weight_bytes"):
+        return int(model.weight_bytes())
     total = 0
     for value in model.state_dict().values():
         total += _tensor_bytes(value)

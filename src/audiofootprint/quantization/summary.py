@@ -1,16 +1,25 @@
 """The quantization summary (stage ``quantize_summary``): every (model, scheme) variant beside its
-model's float32 baseline, the quality each scheme costs, and the Pareto front with the variants
-added. Writes results/quantize_summary/{variants.csv, metrics.json}.
+model's float32 baseline, the quality each scheme costs, the Pareto front with the variants added,
+and each mixed-precision search (its curve of ops quantized against size, speed and quality, and
+the damage of each op). Writes results/quantize_summary/{variants.csv, mixed_precision_curve.csv,
+mixed_precision_damage.csv, metrics.json}.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 
 from audiofootprint import atomic, quality
 from audiofootprint.pareto import pareto_mask
-from audiofootprint.paths import QUANTIZE_DIR, QUANTIZE_SUMMARY_DIR
+from audiofootprint.paths import (
+    MIXED_PRECISION_CURVE_CSV,
+    MIXED_PRECISION_DAMAGE_CSV,
+    QUANTIZE_DIR,
+    QUANTIZE_SUMMARY_DIR,
+    variant_record,
+)
 from audiofootprint.records import VariantMetrics
 
 
@@ -74,6 +83,9 @@ def summarise(root: str | Path, params: dict) -> dict:
             "energy_ratio_median": round(float(group["energy_ratio"].median()), 3),
             f"delta_{axis}_median": round(float(group[f"delta_{axis}"].median()), 4),
         }
+    curves = mixed_precision_tables(root, table[ok])
+    atomic.write_csv(root / MIXED_PRECISION_CURVE_CSV, curves["curve"])
+    atomic.write_csv(root / MIXED_PRECISION_DAMAGE_CSV, curves["damage"])
     skipped = table[table["status"] == "not_applicable"]
     metrics = {
         "quality_axis": axis, "baseline": settings["baseline"],
@@ -83,6 +95,7 @@ def summarise(root: str | Path, params: dict) -> dict:
         "missing": sorted(f"{r.model}/{r.scheme}" for r in table[table["status"] == "missing"].itertuples()),
         "by_scheme": by_scheme,
         "largest_size_reduction": _best(measured, "size_ratio"),
+        "mixed_precision": _chosen(measured, curves["curve"], axis),
         "pareto_inference": sorted(f"{r.model}/{r.scheme}" for r in table[front].itertuples()),
     }
     atomic.write_json(out / "metrics.json", metrics)
@@ -94,3 +107,39 @@ def _best(table: pd.DataFrame, column: str) -> dict | None:
         return None
     row = table.loc[table[column].idxmax()]
     return {"model": row["model"], "scheme": row["scheme"], column: round(float(row[column]), 3)}
+
+
+def mixed_precision_tables(root: Path, measured: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The mixed-precision searches of the measured variants (those whose record.json holds one):
+    ``curve`` (one row per count of ops tried) and ``damage`` (one row per op, in the order the search
+    quantizes them)."""
+    curves, damages = [], []
+    for row in measured.itertuples():
+        path = root / variant_record(row.model, row.scheme)
+        search = json.loads(path.read_text()).get("mixed_precision") if path.is_file() else None
+        if search is None:
+            continue
+        for point in search["curve"]:
+            curves.append({"model": row.model, "scheme": row.scheme, **point,
+                           "chosen": point["ops_quantized"] == search["chosen_ops"]})
+        for rank, op in enumerate(search["damage"], start=1):
+            damages.append({"model": row.model, "scheme": row.scheme, "rank": rank, **op})
+    curve_columns = ["model", "scheme", "ops_quantized", "size_bytes", "seconds_per_call", "within_budget", "chosen"]
+    return {"curve": pd.DataFrame(curves, columns=None if curves else curve_columns),
+            "damage": pd.DataFrame(damages, columns=None if damages else ["model", "scheme", "rank", "op"])}
+
+
+def _chosen(measured: pd.DataFrame, curve: pd.DataFrame, axis: str) -> dict:
+    """Per mixed-precision variant: the ops it quantized and its ratios against the float32 baseline."""
+    out = {}
+    for row in measured.itertuples():
+        points = curve[(curve["model"] == row.model) & (curve["scheme"] == row.scheme)]
+        if points.empty:
+            continue
+        chosen = points[points["chosen"]]
+        out[f"{row.model}/{row.scheme}"] = {
+            "ops_quantized": int(chosen["ops_quantized"].iloc[0]), "ops": int(points["ops_quantized"].max()),
+            "size_ratio": round(float(row.size_ratio), 3), "speedup": round(float(row.speedup), 3),
+            "energy_ratio": round(float(row.energy_ratio), 3),
+            f"delta_{axis}": round(float(getattr(row, f"delta_{axis}")), 4)}
+    return out

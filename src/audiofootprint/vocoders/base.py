@@ -97,6 +97,9 @@ class Vocoder(nn.Module):
     against :class:`MelSettings`' defaults.
     """
 
+    #: The inference engine that runs the model (a key of :data:`audiofootprint.engines.ENGINES`).
+    engine = "torch"
+
     def __init__(self, mel: MelSettings | Mapping | None = None):
         super().__init__()
         self.mel = resolve_mel(mel, MelSettings())

@@ -1,0 +1,360 @@
+"""Quantization schemes on ONNX Runtime: the model exported to ONNX, quantized with ONNX Runtime's
+own tools (``onnxruntime.quantization``), and run by ONNX Runtime (:class:`~audiofootprint.engines.OnnxVocoder`).
+
+* ``ort_fp32``: the exported float32 graph; its largest difference to torch's output is recorded.
+* ``ort_weight_int8``: every weighted op's weights stored in int8 (one scale per output channel)
+  behind a DequantizeLinear, the op computing in float (W8A32): smaller, not faster.
+* ``ort_dynamic_int8``: ``quantize_dynamic`` on MatMul and Gemm (int8 weights, activations
+  quantized per call); not applicable to a model without them.
+* ``ort_static_int8_minmax`` / ``_entropy`` / ``_percentile``: ``quantize_static`` in QDQ format,
+  int8 weights with one scale per output channel, uint8 activations calibrated with that method of
+  ONNX Runtime on training-split mels; the weighted ops (Conv, ConvTranspose, MatMul, Gemm) are
+  quantized, the rest stays float.
+* ``ort_mixed_int8``: mixed precision found by measurement (:func:`mixed_precision_search`): each
+  weighted op quantized alone and its damage measured, then ops quantized in order of increasing
+  damage for as long as the quality budget (:class:`~audiofootprint.quantization.schemes.MixedBudget`) holds.
+
+uint8 activations with int8 weights (U8S8) are what ONNX Runtime's x86 int8 kernels are fastest
+with; on a CPU with AVX2 but no VNNI they can saturate, which the quality measurement would show.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from audiofootprint import quality
+from audiofootprint.engines import ExportError, OnnxVocoder, export_onnx, first_line, max_abs_difference
+from audiofootprint.evaluate import snr_db
+from audiofootprint.features import convention_of
+from audiofootprint.quantization.base import CALIBRATION_METHODS, Calibration, Make, MixedBudget, NotApplicable, Quantized
+from audiofootprint.vocoders.base import Vocoder
+
+WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+
+
+class _Graphs:
+    """A scratch folder holding the model's exported float32 graph, pre-processed for quantization."""
+
+    def __init__(self, folder: Path, model: Vocoder, calibration: Calibration, device: str):
+        from onnxruntime.quantization import quant_pre_process
+
+        self.folder, self.model, self.device = folder, model, device
+        try:
+            graph = export_onnx(model, calibration.mels[0])
+        except ExportError as error:
+            raise NotApplicable(str(error)) from error
+        exported = folder / "exported.onnx"
+        exported.write_bytes(graph)
+        self.fp32 = folder / "fp32.onnx"
+        try:
+            quant_pre_process(str(exported), str(self.fp32), skip_symbolic_shape=True)
+        except Exception as error:  # noqa: BLE001 - a graph ONNX Runtime cannot optimise is not quantizable
+            raise NotApplicable(f"onnxruntime's quant_pre_process fails on the exported graph "
+                                f"({type(error).__name__}: {first_line(error)})") from error
+        self.fp32_runner = self.runner(self.fp32)
+        self.parity = max_abs_difference(model, self.fp32_runner, calibration.mels[0])
+
+    def runner(self, path: Path) -> OnnxVocoder:
+        return OnnxVocoder(path.read_bytes(), self.model.mel, convention_of(self.model), device=self.device)
+
+    def weighted_nodes(self) -> list[str]:
+        """Names of the graph's weighted ops (:data:`WEIGHTED_OPS`), in graph order."""
+        graph = onnx.load(str(self.fp32), load_external_data=False).graph
+        return [node.name for node in graph.node if node.op_type in WEIGHTED_OPS]
+
+    def parity_note(self) -> str:
+        return f"exported with torch.onnx (opset 17); max |ONNX Runtime - torch| = {self.parity:.2e} on a training mel"
+
+
+@contextmanager
+def _graphs(model: Vocoder, calibration: Calibration, device: str):
+    with tempfile.TemporaryDirectory(prefix="audiofootprint-onnx-") as folder:
+        yield _Graphs(Path(folder), model, calibration, device)
+
+
+@contextmanager
+def _quiet_onnxruntime():
+    """ONNX Runtime's quantization tools log every skipped tensor at INFO/WARNING: errors only."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def ort_fp32(model: Vocoder, calibration: Calibration, device: str) -> Quantized:
+    """The float32 model exported to ONNX, run by ONNX Runtime."""
+    with _graphs(model, calibration, device) as graphs:
+        return Quantized(graphs.fp32_runner, graphs.fp32_runner.description(), [graphs.parity_note()])
+
+
+def ort_dynamic_int8(model: Vocoder, calibration: Calibration, device: str) -> Quantized:
+    """int8 MatMul and Gemm weights; activations quantized on the fly."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _graphs(model, calibration, device) as graphs, _quiet_onnxruntime():
+        kinds = _op_types(graphs.fp32)
+        if not kinds & {"MatMul", "Gemm"}:
+            raise NotApplicable("no MatMul or Gemm in the exported graph: ONNX Runtime's dynamic int8 acts on "
+                                "those (the model's weights are in convolutions)")
+        out = graphs.folder / "dynamic.onnx"
+        quantize_dynamic(str(graphs.fp32), str(out), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True,
+                         weight_type=QuantType.QInt8)
+        runner = graphs.runner(out)
+        return Quantized(runner, f"onnxruntime.quantization.quantize_dynamic (MatMul, Gemm); {runner.description()}",
+                         [graphs.parity_note()])
+
+
+def ort_weight_int8(model: Vocoder, calibration: Calibration, device: str) -> Quantized:
+    """Every weighted op computing in float from int8-stored weights (W8A32): smaller, not faster."""
+    with _graphs(model, calibration, device) as graphs, _quiet_onnxruntime():
+        converted = int8_weights(graphs.fp32, graphs.folder / "weight_int8.onnx")
+        if not converted:
+            raise NotApplicable("no float Conv, ConvTranspose or MatMul weight in the exported graph")
+        runner = graphs.runner(graphs.folder / "weight_int8.onnx")
+        return Quantized(runner, f"int8 weights behind DequantizeLinear, float compute (audiofootprint."
+                                 f"quantization.onnx_schemes.int8_weights); {runner.description()}",
+                         [graphs.parity_note(), f"{converted} weights stored in int8, one scale per output channel"])
+
+
+def _static(method: str):
+    def scheme(model: Vocoder, calibration: Calibration, device: str) -> Quantized:
+        with _graphs(model, calibration, device) as graphs, _quiet_onnxruntime():
+            out = graphs.folder / f"static_{method}.onnx"
+            nodes = graphs.weighted_nodes()
+            _quantize_static(graphs, calibration, method, nodes, out)
+            runner = graphs.runner(out)
+            return Quantized(runner, f"onnxruntime.quantization.quantize_static (QDQ, per-channel int8 weights, "
+                                     f"uint8 activations, {CALIBRATION_METHODS[method]} calibration); "
+                                     f"{runner.description()}",
+                             [graphs.parity_note(), f"{len(nodes)} weighted ops quantized, the others in float",
+                              _calibration_note(calibration)])
+
+    scheme.__doc__ = f"Static int8 (QDQ) of the weighted ops, activations calibrated with {CALIBRATION_METHODS[method]}."
+    return scheme
+
+
+def _quantize_static(graphs: _Graphs, calibration: Calibration, method: str, nodes: list[str], out: Path) -> None:
+    """Quantize ``nodes`` of the float graph into ``out``; the activation ranges are computed once per
+    method and kept in the scratch folder's calibration cache."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    if not nodes:
+        raise NotApplicable(f"no weighted op ({', '.join(WEIGHTED_OPS)}) in the exported graph")
+    cache = graphs.folder / f"calibration_{method}.json"
+    reader = None if cache.is_file() else _Reader(calibration.mels)
+    quantize_static(str(graphs.fp32), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                    op_types_to_quantize=list(WEIGHTED_OPS), nodes_to_quantize=nodes,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHODS[method]),
+                    calibration_cache_path=cache)
+
+
+class _Reader:
+    """ONNX Runtime's calibration data reader over mels cut to one length (its histogram
+    calibrators stack every tensor of a kind, so the inputs must agree in shape)."""
+
+    def __init__(self, mels: list[torch.Tensor]):
+        frames = min(mel.shape[-1] for mel in mels)
+        self._feeds = iter([{"mel": mel[..., :frames].contiguous().numpy()} for mel in mels])
+
+    def get_next(self):
+        return next(self._feeds, None)
+
+    def __len__(self) -> int:  # pragma: no cover - asked only by strided MinMax, which is not used
+        raise TypeError("length unknown")
+
+
+def _calibration_note(calibration: Calibration) -> str:
+    frames = min(mel.shape[-1] for mel in calibration.mels)
+    return f"calibrated on {len(calibration.mels)} training-split mels of {frames} frames"
+
+
+def _op_types(path: Path) -> set[str]:
+    return {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
+
+
+# --------------------------------------------------------------------------- weights of float ops
+
+#: Weighted ops whose float weights :func:`int8_weights` stores in int8, and the weight axis of their
+#: output channels (Conv: [out, in, k]; ConvTranspose: [in, out, k]; MatMul: [in, out]).
+WEIGHT_OUTPUT_AXIS = {"Conv": 0, "ConvTranspose": 1, "MatMul": 1}
+
+
+def int8_weights(source: Path, target: Path) -> int:
+    """Store the float weights of ``source``'s weighted ops as int8 (symmetric, one scale per output
+    channel) behind a DequantizeLinear, so the op itself still computes in float (W8A32); write
+    ``target`` and return how many weights were converted. Weights already quantized are left."""
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    dequantize, converted = [], 0
+    for node in graph.node:
+        axis = WEIGHT_OUTPUT_AXIS.get(node.op_type)
+        weight = node.input[1] if axis is not None and len(node.input) > 1 else None
+        if weight not in initializers or uses[weight] != 1:
+            continue
+        values = numpy_helper.to_array(initializers[weight])
+        if values.dtype != np.float32 or values.ndim <= axis:
+            continue
+        moved = np.moveaxis(values, axis, 0).reshape(values.shape[axis], -1)
+        scale = np.maximum(np.abs(moved).max(axis=1), np.finfo(np.float32).tiny) / 127.0
+        shape = [1] * values.ndim
+        shape[axis] = -1
+        codes = np.clip(np.round(values / scale.reshape(shape)), -127, 127).astype(np.int8)
+        graph.initializer.remove(initializers[weight])
+        graph.initializer.extend([numpy_helper.from_array(codes, f"{weight}_int8"),
+                                  numpy_helper.from_array(scale.astype(np.float32), f"{weight}_scale"),
+                                  numpy_helper.from_array(np.zeros_like(scale, dtype=np.int8), f"{weight}_zero")])
+        dequantize.append(helper.make_node("DequantizeLinear", [f"{weight}_int8", f"{weight}_scale", f"{weight}_zero"],
+                                           [weight], name=f"{weight}_dequantize", axis=axis))
+        converted += 1
+    for position, node in enumerate(dequantize):
+        graph.node.insert(position, node)
+    onnx.save(model, str(target))
+    return converted
+
+
+# --------------------------------------------------------------------------- mixed precision
+
+
+def ort_mixed_int8(model: Vocoder, calibration: Calibration, device: str) -> Quantized:
+    """Mixed precision: the least damaging weighted ops in int8, within the calibration's quality budget."""
+    budget = calibration.budget
+    if budget is None:
+        raise ValueError("ort_mixed_int8 needs a quality budget: give quantize.mixed_precision in params.yaml")
+    if len(calibration.waves) < len(calibration.mels):
+        raise ValueError("ort_mixed_int8 scores candidates against the recordings: the calibration needs their waveforms")
+    with _graphs(model, calibration, device) as graphs, _quiet_onnxruntime():
+        search = mixed_precision_search(graphs, calibration, budget)
+        chosen = search["order"][: search["chosen_ops"]]
+        runner = graphs.runner(_mixed_graph(graphs, calibration, budget.method, chosen, graphs.folder / "mixed.onnx"))
+        kept = len(search["order"]) - len(chosen)
+        return Quantized(runner, f"mixed int8 (onnxruntime QDQ, {CALIBRATION_METHODS[budget.method]} calibration, "
+                                 f"ops chosen by measured damage); {runner.description()}",
+                         [graphs.parity_note(), f"{len(chosen)} of {len(search['order'])} weighted ops in int8 "
+                          f"(weights and activations), {kept} computing in float from int8-stored weights: "
+                          f"{budget.describe()}", _calibration_note(calibration)],
+                         details={"mixed_precision": search})
+
+
+def mixed_precision_search(graphs: _Graphs, calibration: Calibration, budget: MixedBudget) -> dict:
+    """Order the weighted ops by the damage each does alone, then find how many of them, quantized in
+    that order, stay within ``budget``.
+
+    Damage of one op: its int8 graph's mean multi-resolution STFT distance to the float32 graph's
+    output on the first ``budget.damage_seconds`` of the search mels (SNR beside it); ops are taken by increasing distance. Along that
+    order the quality (``budget.metric`` against the recordings, on the search utterances) is
+    measured at evenly spaced counts, then bisected between the last count within budget and the
+    first beyond it. Returns the damage table, the curve (ops quantized -> size, time of one call,
+    quality) and the number of ops chosen.
+    """
+    search = _search_set(calibration, budget)
+    rate = graphs.model.mel.sample_rate
+    frames = max(1, round(budget.damage_seconds * rate / graphs.model.hop_length))
+    probes = [mel[..., :frames] for mel, _ in search]
+    float_outputs = [_waveform(graphs.fp32_runner, mel) for mel in probes]
+    damage = []
+    for node in graphs.weighted_nodes():
+        out = graphs.folder / "one.onnx"
+        _quantize_static(graphs, calibration, budget.method, [node], out)
+        runner = graphs.runner(out)
+        outputs = [_waveform(runner, mel) for mel in probes]
+        damage.append({"op": node,
+                       "mrstft_to_fp32": float(np.mean([quality.mrstft(f, o, rate) for f, o in zip(float_outputs, outputs)])),
+                       "snr_to_fp32_db": float(np.mean([snr_db(f.astype(np.float64), o.astype(np.float64))
+                                                        for f, o in zip(float_outputs, outputs)]))})
+    damage.sort(key=lambda row: (row["mrstft_to_fp32"], -row["snr_to_fp32_db"]))
+    order = [row["op"] for row in damage]
+    reference = _quality(graphs.fp32_runner, search, budget.metric, rate)
+    curve: dict[int, dict] = {}
+
+    def point(count: int) -> dict:
+        if count not in curve:
+            runner = graphs.runner(_mixed_graph(graphs, calibration, budget.method, order[:count],
+                                                graphs.folder / "candidate.onnx"))
+            score = _quality(runner, search, budget.metric, rate)
+            curve[count] = {"ops_quantized": count, "size_bytes": runner.artifact_bytes(),
+                            "seconds_per_call": _median_call_seconds(runner, search[0][0]),
+                            budget.metric: score, f"delta_{budget.metric}": score - reference}
+            curve[count]["within_budget"] = budget.allows(curve[count][f"delta_{budget.metric}"])
+        return curve[count]
+
+    counts = sorted({round(i * len(order) / budget.grid) for i in range(budget.grid + 1)})
+    within = [c for c in counts if point(c)["within_budget"]]
+    best = max(within, default=0)
+    beyond = [c for c in counts if c > best and not point(c)["within_budget"]]
+    if beyond:
+        low, high = best, min(beyond)
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if point(middle)["within_budget"] else (low, middle)
+        best = low
+    return {"budget": budget.describe(), "search_utterances": len(search), "reference": reference,
+            "damage": damage, "order": order, "curve": [curve[c] for c in sorted(curve)], "chosen_ops": best}
+
+
+def _mixed_graph(graphs: _Graphs, calibration: Calibration, method: str, ops: list[str], out: Path) -> Path:
+    """``ops`` in static int8 (weights and activations), every other weighted op computing in float
+    from int8-stored weights (:func:`int8_weights`); written to ``out``."""
+    partly = graphs.fp32
+    if ops:
+        partly = graphs.folder / "static_part.onnx"
+        _quantize_static(graphs, calibration, method, ops, partly)
+    int8_weights(partly, out)
+    return out
+
+
+def _search_set(calibration: Calibration, budget: MixedBudget) -> list[tuple[torch.Tensor, np.ndarray]]:
+    """The first ``budget.search_utterances`` calibration mels with their recordings."""
+    pairs = list(zip(calibration.mels, calibration.waves))[: budget.search_utterances]
+    return [(mel, wave.reshape(-1).numpy()) for mel, wave in pairs]
+
+
+def _waveform(model: Vocoder, mel: torch.Tensor) -> np.ndarray:
+    with torch.inference_mode():
+        return model(mel)[0].clamp(-1.0, 1.0).numpy()
+
+
+def _quality(model: Vocoder, search: list, metric: str, rate: int) -> float:
+    scores = []
+    for mel, wave in search:
+        synthesis = _waveform(model, mel)
+        length = min(len(synthesis), len(wave))
+        scores.append(quality.score(wave[:length], synthesis[:length], rate, metrics=(metric,))[metric])
+    return float(np.mean(scores))
+
+
+def _median_call_seconds(model: Vocoder, mel: torch.Tensor, calls: int = 3) -> float:
+    """Median wall time of a few calls on one mel (the curve's rough speed; the harness measures the chosen one)."""
+    _waveform(model, mel)
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        _waveform(model, mel)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+ONNX_SCHEMES: dict[str, Make] = {
+    "ort_fp32": ort_fp32,
+    "ort_dynamic_int8": ort_dynamic_int8,
+    "ort_weight_int8": ort_weight_int8,
+    **{f"ort_static_int8_{method}": _static(method) for method in CALIBRATION_METHODS},
+    "ort_mixed_int8": ort_mixed_int8,
+}
