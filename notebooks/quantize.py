@@ -110,7 +110,7 @@ for model, group in ok.groupby("model"):
             rows.append({"model": model, "variant": label, "scheme": scheme, "size_mb": row["size_bytes"] / 1e6,
                          "size_ratio": row["size_ratio"], "speedup": row["speedup"], "energy_ratio": row["energy_ratio"],
                          "real_time_factor": row["real_time_factor"], f"delta_{axis}": row[f"delta_{axis}"],
-                         "delta_stoi": row.get("delta_stoi", float("nan"))})
+                         **{f"delta_{m}": row[m] - by_scheme.loc[baseline, m] for m in ("stoi", "mcd") if m in row}})
 display(pd.DataFrame(rows).set_index(["model", "variant"]).round(3) if rows
         else Markdown("No model ran on both engines."))
 

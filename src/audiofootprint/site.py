@@ -166,8 +166,13 @@ def headline(study: Study, metrics: dict, path: Path, axis: str) -> str:
                for scheme, s in sorted((metrics.get("by_scheme") or {}).items()) if isinstance(s, dict)]
     if not schemes:
         return ""
+    axis = metrics.get("quality_axis", "quality")
+    mixed = [f"{name}: {c.get('ops_quantized')} of {c.get('ops')} weighted ops in int8, {number(c.get('size_ratio'), '.3g')}x "
+             f"smaller, {number(c.get('speedup'), '.3g')}x faster, {axis} {number(c.get(f'delta_{axis}'), '+.3f')}"
+             for name, c in sorted((metrics.get("mixed_precision") or {}).items()) if isinstance(c, dict)]
     return (f"{number(metrics.get('variants_measured'))} variants measured; medians against "
-            f"{metrics.get('baseline', 'the baseline')}: {'; '.join(schemes)}.")
+            f"{metrics.get('baseline', 'the baseline')}: {'; '.join(schemes)}."
+            + (f" Mixed precision chosen by measurement: {'; '.join(mixed)}." if mixed else ""))
 
 
 def summary_rows(root: Path) -> dict[str, dict]:

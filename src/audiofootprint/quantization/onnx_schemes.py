@@ -30,7 +30,7 @@ import onnx
 import torch
 
 from audiofootprint import quality
-from audiofootprint.engines import ExportError, OnnxVocoder, export_onnx, first_line, max_abs_difference
+from audiofootprint.engines import OPSET, ExportError, OnnxVocoder, export_onnx, first_line, max_abs_difference
 from audiofootprint.evaluate import snr_db
 from audiofootprint.features import convention_of
 from audiofootprint.quantization.base import CALIBRATION_METHODS, Calibration, Make, MixedBudget, NotApplicable, Quantized
@@ -70,7 +70,7 @@ class _Graphs:
         return [node.name for node in graph.node if node.op_type in WEIGHTED_OPS]
 
     def parity_note(self) -> str:
-        return f"exported with torch.onnx (opset 17); max |ONNX Runtime - torch| = {self.parity:.2e} on a training mel"
+        return f"exported with torch.onnx (opset {OPSET}); max |ONNX Runtime - torch| = {self.parity:.2e} on a training mel"
 
 
 @contextmanager
@@ -169,9 +169,6 @@ class _Reader:
 
     def get_next(self):
         return next(self._feeds, None)
-
-    def __len__(self) -> int:  # pragma: no cover - asked only by strided MinMax, which is not used
-        raise TypeError("length unknown")
 
 
 def _calibration_note(calibration: Calibration) -> str:
