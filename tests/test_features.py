@@ -20,6 +20,7 @@ from audiofootprint.features import (
     mel_filterbank,
     mel_spectrogram,
     n_frames,
+    thesis_scale,
 )
 from audiofootprint.vocoders import zoo
 from audiofootprint.vocoders.base import MelSettings, Vocoder
@@ -32,6 +33,7 @@ DIFFWAVE = MelSettings(22050, 1024, 1024, 256, 80, 20.0, 11025.0)
 VOCOS = MelSettings(24000, 1024, 1024, 256, 100, 0.0, None)
 WAVERNN = MelSettings(22050, 2048, 1100, 275, 80, 40.0, 11025.0)  # odd total padding
 SETTINGS = [HIFI, DIFFWAVE, VOCOS, WAVERNN]
+THESIS = MelSettings(16000, 2048, 2048, 256, 80, 0.0, 8000.0)  # librosa's melspectrogram defaults at 16 kHz
 
 
 def sine(freq: float, sr: int, n: int, amp: float = 0.5) -> torch.Tensor:
@@ -170,6 +172,39 @@ def test_matches_torchaudio_melspectrogram(convention, mel, log):
     torch.testing.assert_close(mel_spectrogram(x, mel, convention), expected, rtol=1e-4, atol=2e-4)
 
 
+def test_thesis_bound_is_the_window_sum_squared_times_the_largest_filter():
+    """A periodic Hann window of N samples sums to N / 2; the largest Slaney filter's sum by hand."""
+    fb = mel_filterbank(THESIS, "thesis").double()
+    bound = (THESIS.win_length / 2) ** 2 * float(fb.sum(dim=1).max())
+    assert thesis_scale(THESIS) == pytest.approx(math.log(bound + 1.0), rel=1e-6)
+    # no waveform in [-1, 1] reaches past 1: the loudest one, a full-scale square wave, and noise
+    square = torch.sign(sine(1000.0, 16000, 256 * 40, 1.0))
+    noise = torch.rand(1, 256 * 40) * 2 - 1
+    for wave in (square, noise):
+        y = mel_spectrogram(wave, THESIS, "thesis")
+        assert y.min() >= 0 and y.max() <= 1
+    assert (mel_spectrogram(torch.zeros(1, 256 * 8), THESIS, "thesis") == 0).all()  # ln(0 + 1) = 0
+
+
+def test_thesis_convention_by_hand_and_against_torchaudio():
+    """ln(mel + 1) / ln(bound + 1) of the power mel: a bin-centred sine (|X|^2 = (A N / 4)^2 at k0,
+    (A N / 8)^2 at k0 +- 1), and torchaudio's MelSpectrogram with power 2 and Slaney filters."""
+    n, k0, amp = THESIS.n_fft, 200, 0.5
+    y = mel_spectrogram(sine(k0 * THESIS.sample_rate / n, THESIS.sample_rate, 256 * 40, amp), THESIS, "thesis")
+    power = torch.zeros(n // 2 + 1, dtype=torch.float64)
+    power[k0], power[k0 - 1], power[k0 + 1] = (amp * n / 4) ** 2, (amp * n / 8) ** 2, (amp * n / 8) ** 2
+    expected = mel_filterbank(THESIS, "thesis").double() @ power
+    band = int(expected.argmax())
+    assert float(y[0, band, 20]) == pytest.approx(math.log1p(float(expected[band])) / thesis_scale(THESIS), rel=1e-3)
+    torch.manual_seed(0)
+    x = torch.randn(2, 256 * 30) * 0.1
+    transform = torchaudio.transforms.MelSpectrogram(
+        sample_rate=16000, n_fft=2048, win_length=2048, hop_length=256, f_min=0.0, f_max=8000.0, n_mels=80,
+        power=2.0, center=False, norm="slaney", mel_scale="slaney")
+    torch.testing.assert_close(mel_spectrogram(x, THESIS, "thesis"),
+                               torch.log1p(transform(padded(x, THESIS))) / thesis_scale(THESIS), rtol=1e-4, atol=1e-5)
+
+
 def test_natural_log_and_log10_differ_by_ln10():
     torch.manual_seed(1)
     x = torch.randn(1, 256 * 40) * 0.3
@@ -212,14 +247,18 @@ EXPECTED = {
     "HiFiGAN": "hifigan", "BigVGAN": "hifigan", "UnivNet": "hifigan", "WaveGlow": "hifigan",
     "WaveRNNVocoder": "hifigan", "GriffinLimVocoder": "hifigan", "MelGAN": "melgan",
     "MultiBandMelGAN": "log10", "ParallelWaveGAN": "log10", "DiffWave": "diffwave", "Vocos": "vocos",
+    "WaveFlow": "hifigan", "WaveGrad": "diffwave",
 }
 
 
 @pytest.mark.parametrize("name", sorted(zoo.load_zoo(ROOT)))
 def test_every_zoo_vocoder_declares_its_convention_by_name(name):
-    cls = get_class(zoo.load_zoo(ROOT)[name].model._target_)
+    entry = zoo.load_zoo(ROOT)[name]
+    cls = get_class(entry.model._target_)
     assert "feature_convention" in vars(cls)  # declared by the class itself, not inherited by accident
     assert convention_of(cls) == EXPECTED[cls.__name__]
+    # a config's `features` key replaces the class' convention on the instance it builds
+    assert entry.features in (None, *CONVENTIONS)
 
 
 def test_convention_of_instances_subclasses_and_attributes():

@@ -48,6 +48,10 @@ TINY = {
     "waveglow": ("waveglow", {"n_flows": 6, "wn_channels": 16, "wn_layers": 2, "upsample_kernel": 512}, 2048, 1.0),
     "wavernn": ("wavernn", {"n_res_block": 1, "n_rnn": 32, "n_fc": 32, "n_hidden": 16, "n_output": 16}, 1375, 1.0),
     "diffwave": ("diffwave_6", {"residual_layers": 4, "residual_channels": 8, "dilation_cycle_length": 2}, 2048, 1.0),
+    "waveflow": ("waveflow", {"n_flows": 2, "n_layers": 2, "res_channels": 8}, 2048, 1.0),
+    "wavegrad": ("wavegrad_6", {"upsample_preconv_channels": 16, "upsample_channels": [8] * 5,
+                                "downsample_preconv_channels": 4, "downsample_channels": [8] * 4,
+                                "mel": {"sample_rate": SR, "f_max": SR / 2}}, 2400, 1.0),
 }
 GANS = {"hifigan", "bigvgan", "melgan", "multiband_melgan", "parallel_wavegan", "univnet", "vocos"}
 
@@ -340,13 +344,13 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(corpus, tracker, tmp_p
 def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(corpus, tracker, tmp_path, monkeypatch):
     """Killed during step 4 (checkpoints every 2): the rerun restarts at step 2 and ends where an
     uninterrupted run does."""
-    from audiofootprint.training import objectives
+    from audiofootprint.training import density_objectives
 
     plan = budget(5, 2048, checkpoint_every=2)
     entry, model, section, _ = tiny("diffwave", seed=2)
     train(entry, model, corpus, tmp_path / "straight", plan, tracker, seed=9, progress=False, training=section)
 
-    original = objectives.DiffWaveObjective.step
+    original = density_objectives.DiffWaveObjective.step
     seen = []
 
     def dying_step(self, wave, ctx):
@@ -355,13 +359,13 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(corpus, tracker
             raise KeyboardInterrupt
         return original(self, wave, ctx)
 
-    monkeypatch.setattr(objectives.DiffWaveObjective, "step", dying_step)
+    monkeypatch.setattr(density_objectives.DiffWaveObjective, "step", dying_step)
     entry, model, section, _ = tiny("diffwave", seed=2)
     with pytest.raises(KeyboardInterrupt):
         train(entry, model, corpus, tmp_path / "killed", plan, tracker, seed=9, progress=False, training=section)
     seen.append("restart")
     entry, model, section, _ = tiny("diffwave", seed=2)
-    monkeypatch.setattr(objectives.DiffWaveObjective, "step", original)
+    monkeypatch.setattr(density_objectives.DiffWaveObjective, "step", original)
     record = train(entry, model, corpus, tmp_path / "killed", plan, tracker, seed=9, progress=False, training=section)
     assert seen == [0, 1, 2, 3, "restart"] and record["steps"] == 5 and record["resumes"] == 1
     a = flat_state(torch.load(tmp_path / "straight" / GENERATOR, weights_only=True))

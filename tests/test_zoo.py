@@ -9,13 +9,14 @@ import pytest
 import torch
 
 from audiofootprint import cli
+from audiofootprint.features import convention_of
 from audiofootprint.vocoders import zoo
 from audiofootprint.vocoders.base import MelSettings, Vocoder
 from conftest import ROOT
 
 ENTRIES = zoo.load_zoo(ROOT)
 #: Sample-by-sample or many-step samplers get the shortest inputs.
-FRAMES = {"wavernn": 2, "diffwave_50": 2}
+FRAMES = {"wavernn": 2, "diffwave_50": 2, "wavegrad_50": 1}
 
 
 def test_the_zoo_has_the_required_models():
@@ -86,6 +87,39 @@ def test_bad_config_names_file_and_key(tmp_path, text, fragments):
     assert str(path) in message
     for fragment in fragments:
         assert fragment in message
+
+
+@pytest.mark.parametrize("extra, fragments", [
+    ("features: thesys\n", ["features: 'thesys' is not a feature convention", "thesis"]),
+    ("grid: thesis\n", ["grid must be {name: GRID, size: SIZE}"]),
+    ("grid: {name: thesis}\n", ["grid must be {name: GRID, size: SIZE}"]),
+    ("grid: {name: all, size: small}\n", ["grid.name 'all' is reserved"]),
+])
+def test_bad_features_or_grid_names_file_and_key(tmp_path, extra, fragments):
+    path = _write(tmp_path, GOOD + extra)
+    with pytest.raises(zoo.ConfigError) as info:
+        zoo.load_entry(path)
+    assert str(path) in str(info.value)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+
+
+def test_a_grid_is_selected_by_name_alone_or_in_a_list(tmp_path):
+    """`features` replaces the class' convention on the built model; a grid's configs stay out of `all`
+    and come with its name, alone or in a list beside other names; an unknown name is refused."""
+    _write(tmp_path, GOOD)
+    folder = tmp_path / "conf" / "vocoder"
+    (folder / "tiny_small.yaml").write_text(GOOD + "features: thesis\ngrid: {name: tiny, size: small}\n")
+    (folder / "tiny_large.yaml").write_text(GOOD + "grid: {name: tiny, size: large}\n")
+    paths = zoo.config_paths(tmp_path)
+    assert zoo.selection(paths, "all") == ["mine"]
+    assert zoo.selection(paths, "tiny") == ["tiny_large", "tiny_small"]
+    assert zoo.selection(paths, ["tiny", "all", "tiny_small"]) == ["tiny_large", "tiny_small", "mine"]
+    assert list(zoo.plan_models(tmp_path, ["tiny"])) == ["tiny_large", "tiny_small"]
+    assert convention_of(zoo.build(zoo.load_entry(paths["tiny_small"]))) == "thesis"
+    assert convention_of(zoo.build(zoo.load_entry(paths["tiny_large"]))) == "hifigan"
+    with pytest.raises(zoo.ConfigError, match="'nope', not in conf/vocoder/ .* nor 'all', nor a grid \\(grids: tiny\\)"):
+        zoo.selection(paths, ["tiny", "nope"])
 
 
 def test_mel_settings_that_do_not_fit_the_corpus(tmp_path):

@@ -43,6 +43,15 @@ Conventions (``CONVENTIONS``)
     ``"vocos"``
         Vocos (gemelo-ai/vocos ``MelSpectrogramFeatures``): torchaudio ``MelSpectrogram``
         with power 1, HTK mel scale, no filter normalisation, ``ln(clamp(mel, 1e-7))``.
+    ``"thesis"``
+        The thesis' benchmark grid (ConstanceDws/neural-audio-energy ``src/preprocess.py`` and
+        ``src/datasets.py``): librosa's ``melspectrogram`` defaults (power 2, Slaney mel scale
+        and norm), ``ln(mel + 1)``, min-max normalised. The thesis code takes the minimum as 0
+        (``ln(mel + 1) >= 0``) and the maximum over its dataset; we divide by the largest value
+        the analysis can give a waveform in [-1, 1] instead (:func:`thesis_scale`: every
+        bin's magnitude is at most the window's sum), so the features lie in [0, 1] without a
+        dataset statistics file. The two differ by a constant factor, which gives the network
+        the same information (as for ``"log10"`` above).
 
 The band limits come from the :class:`MelSettings` (``f_max=None`` means ``sample_rate / 2``);
 each vocoder's default settings are its official ones (e.g. DiffWave 20 Hz to 11.025 kHz).
@@ -67,6 +76,7 @@ __all__ = [
     "mel_filterbank",
     "mel_spectrogram",
     "n_frames",
+    "thesis_scale",
 ]
 
 
@@ -79,9 +89,10 @@ class Convention:
     mel_norm: str | None     # "slaney" area normalisation or None
     normalized: bool         # divide the STFT by the window's L2 norm (torchaudio ``normalized=True``)
     magnitude_eps: float     # added to re^2 + im^2 under the square root
-    compression: str         # "ln", "log10" or "diffwave"
+    compression: str         # "ln", "log10", "diffwave" or "thesis"
     floor: float             # mel magnitudes are clamped to at least this before the log
     description: str
+    power: int = 1           # 1: magnitude spectrum; 2: power spectrum (librosa's melspectrogram default)
 
 
 CONVENTIONS: dict[str, Convention] = {
@@ -99,6 +110,9 @@ CONVENTIONS: dict[str, Convention] = {
                    "window-normalised STFT, HTK mel, no norm"),
         Convention("vocos", "htk", None, False, 0.0, "ln", 1e-7,
                    "ln(clamp(mel, 1e-7)), magnitude, HTK mel, no norm"),
+        Convention("thesis", "slaney", "slaney", False, 0.0, "thesis", 0.0,
+                   "ln(mel + 1) / ln(bound + 1), power spectrum, Slaney mel scale and norm; bound: the "
+                   "largest mel value a waveform in [-1, 1] can give", power=2),
     )
 }
 
@@ -134,6 +148,16 @@ def _filterbank(mel: MelSettings, mel_scale: str, mel_norm: str | None) -> torch
         mel_scale=mel_scale,
     )  # [n_freqs, n_mels]
     return fb.T.contiguous()  # [n_mels, n_freqs]
+
+
+@functools.lru_cache(maxsize=16)
+def thesis_scale(mel: MelSettings) -> float:
+    """``ln(bound + 1)``, the divisor of the ``"thesis"`` convention: ``bound`` is the largest power-mel
+    value a waveform in [-1, 1] can reach, ``(sum of the window)^2`` times the largest filter's sum
+    (no STFT bin's magnitude exceeds the window's sum)."""
+    window_sum = float(_window(mel.win_length).sum())
+    filters = _filterbank(mel, CONVENTIONS["thesis"].mel_scale, CONVENTIONS["thesis"].mel_norm)
+    return float(torch.log1p(torch.tensor(window_sum ** 2 * float(filters.sum(dim=1).max()), dtype=torch.float64)))
 
 
 def mel_filterbank(mel: MelSettings, convention: str) -> torch.Tensor:
@@ -188,7 +212,9 @@ def mel_spectrogram(wave: torch.Tensor, mel: MelSettings, convention: str) -> to
         onesided=True,
     )  # complex [B, n_freqs, frames]
     spec = spec[..., :frames]
-    if c.magnitude_eps:
+    if c.power == 2:
+        magnitude = spec.real.pow(2) + spec.imag.pow(2)
+    elif c.magnitude_eps:
         magnitude = torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + c.magnitude_eps)
     else:
         magnitude = spec.abs()
@@ -202,6 +228,8 @@ def mel_spectrogram(wave: torch.Tensor, mel: MelSettings, convention: str) -> to
     if c.compression == "diffwave":
         db = 20.0 * torch.log10(clamped) - 20.0
         return ((db + 100.0) / 100.0).clamp(0.0, 1.0)
+    if c.compression == "thesis":
+        return torch.log1p(clamped) / thesis_scale(mel)
     raise AssertionError(f"unhandled compression {c.compression!r}")  # pragma: no cover
 
 

@@ -1,7 +1,8 @@
 """Training the zoo's vocoders with their original objectives, energy measured.
 
 * :mod:`.discriminators` - the recipes' discriminators (MPD, MSD, MRD, Parallel WaveGAN's).
-* :mod:`.objectives` - each family's training step and losses, by name (``OBJECTIVES``).
+* :mod:`.objectives` - each family's training step and losses, by name (``OBJECTIVES``); the base class in
+  :mod:`.objective_base`, the recipes without a discriminator in :mod:`.density_objectives`.
 * :mod:`.config` - the ``training`` section of conf/vocoder/*.yaml, shared training runs, the
   :class:`Budget` of a run.
 * :mod:`.batches` - training batches as a function of the step (resumable, reproducible).

@@ -24,7 +24,7 @@ objective: ``mel``, ``feature_matching``, ``mel_full_band`` (hifigan, bigvgan, v
 Optional keys: ``discriminator_start`` (the recipe's generator-only warm-up, as a fraction of the
 budget), ``discriminator_channel_mult`` (discriminator widths times this; 1 in every recipe, smaller
 for fast tests), ``eval_max_seconds`` (a cap on the evaluation clips, for slow samplers). Required
-besides: ``sigma`` (waveglow) and ``seq_len_factor`` (wavernn).
+besides: ``sigma`` (waveglow, waveflow) and ``seq_len_factor`` (wavernn).
 Learning-rate schedules: ``{type: exponential, gamma, every: epoch|step}``, ``{type: multistep, gamma,
 milestones: [budget fractions]}``, ``{type: cosine}`` or ``{type: constant}``.
 

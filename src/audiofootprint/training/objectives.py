@@ -39,11 +39,17 @@ name                      recipe
                           decay over the budget. The discriminator step comes first.
 ``waveglow``              NVIDIA/waveglow ``glow.py`` ``WaveGlowLoss``: negative log-likelihood
                           z^2/(2 sigma^2) - sum log s - sum log|det W| per sample, sigma 1.0; Adam 1e-4.
+``waveflow``              PaddlePaddle/Parakeet ``WaveFlowLoss``: negative log-likelihood
+                          z^2/(2 sigma^2) - sum log s per sample, sigma 1.0; Adam 2e-4 (the thesis:
+                          gradient norm 5).
 ``wavernn``               torchaudio ``examples/pipeline_wavernn`` (the bundle's recipe): cross-entropy
                           over the 8-bit mu-law class of the next sample, 5-hop crops with 2 frames
                           of context either side; Adam 1e-4, gradient norm 4.
 ``diffwave``              lmnt-com/diffwave ``learner.py``: L1 between the noise and its prediction at
                           a uniformly drawn step of the 50-step training schedule; Adam 2e-4.
+``wavegrad``              arXiv 2009.00713 + lmnt-com/wavegrad ``learner.py``: L1 between the noise and
+                          its prediction at a continuous noise level drawn uniformly between two
+                          consecutive levels of the training schedule; Adam 2e-4, gradient norm 1.
 ``none``                  Griffin-Lim: nothing to train.
 ========================  ====================================================================
 
@@ -59,15 +65,21 @@ training corpus.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
-import torchaudio
 from torch import nn
 
-from audiofootprint.features import convention_of, mel_spectrogram
+from audiofootprint.features import mel_spectrogram
 from audiofootprint.training.config import ObjectiveError
+from audiofootprint.training.density_objectives import (
+    DiffWaveObjective,
+    WaveFlowObjective,
+    WaveGlowObjective,
+    WaveGradObjective,
+    WaveRNNObjective,
+)
 from audiofootprint.training.discriminators import (
     DiscriminatorOutput,
     MultiPeriodDiscriminator,
@@ -81,104 +93,11 @@ from audiofootprint.training.losses import (
     feature_matching,
     generator_adversarial_loss,
 )
-from audiofootprint.training.optimisation import ScheduledOptimizer, StepContext
-from audiofootprint.vocoders.base import Vocoder, parameter_count
+from audiofootprint.training.objective_base import Objective, loss_value
+from audiofootprint.training.optimisation import StepContext
+from audiofootprint.vocoders.base import Vocoder
 
 __all__ = ["OBJECTIVES", "Objective", "ObjectiveError", "StepContext", "build_objective"]
-
-
-def _f(x) -> float:
-    """A loss as a plain float (no autograd warning)."""
-    return x.detach().item() if isinstance(x, torch.Tensor) else float(x)
-
-
-class Objective:
-    """Base class: the training step of one family. Subclasses set ``name``. ``settings`` is the
-    ``training`` section of the model's YAML file, the one home of the recipe's values (each with its
-    source there): a value the step needs and the section lacks is an :class:`ObjectiveError`."""
-
-    name = "base"
-
-    def __init__(self, model: Vocoder, settings: Mapping | None = None, device: str | torch.device = "cpu"):
-        self.model = model
-        self.settings = dict(settings or {})
-        self.device = torch.device(device)
-        self.convention = convention_of(model)
-        self.discriminators = nn.ModuleDict()
-        self.optims: dict[str, ScheduledOptimizer] = {}
-        self.adversarial_from: int | None = None  # step at which the adversarial phase began
-        #: discriminator widths times this (BigVGAN's ``discriminator_channel_mult``; 1 in every recipe)
-        self.width = float(self.settings.get("discriminator_channel_mult", 1.0))
-
-    # -- set-up helpers ---------------------------------------------------------------
-    def recipe(self, *keys: str):
-        """The recipe's value at ``training.KEY.SUBKEY...``; an :class:`ObjectiveError` naming the key
-        when the section lacks it."""
-        value = self.settings
-        for depth, key in enumerate(keys):
-            if not isinstance(value, Mapping) or key not in value:
-                raise ObjectiveError(
-                    f"{self.name}: training.{'.'.join(keys[: depth + 1])} is missing: give the recipe's value "
-                    f"(the zoo configs with objective: {self.name} in conf/vocoder/ hold theirs, with sources)")
-            value = value[key]
-        return value
-
-    def _add_optim(self, key: str, params: Iterable[nn.Parameter], settings_key: str | None = None) -> None:
-        settings = self.settings.get(settings_key or key)
-        if not isinstance(settings, Mapping) or "lr" not in settings:
-            raise ObjectiveError(f"{self.name}: training.{settings_key or key} needs an optimizer and an lr")
-        self.optims[key] = ScheduledOptimizer([p for p in params if p.requires_grad], settings)
-
-    def finish_setup(self) -> "Objective":
-        self.discriminators.to(self.device)
-        self.discriminators.train()
-        return self
-
-    # -- data ---------------------------------------------------------------------------
-    def crop_samples(self, segment_samples: int) -> int:
-        """Samples per training example for a nominal segment (a multiple of the hop)."""
-        return int(segment_samples)
-
-    def features(self, wave: torch.Tensor) -> torch.Tensor:
-        """The generator's input for ``wave`` (no gradient)."""
-        with torch.no_grad():
-            return mel_spectrogram(wave, self.model.mel, self.convention)
-
-    # -- phases ---------------------------------------------------------------------------
-    def adversarial(self, ctx: StepContext) -> bool:
-        """Whether the discriminators play at this step (after the warm-up, then for good)."""
-        if self.adversarial_from is not None:
-            return True
-        start = float(self.settings.get("discriminator_start", 0.0) or 0.0)
-        if ctx.progress >= start:
-            self.adversarial_from = ctx.step
-            return True
-        return False
-
-    def step(self, wave: torch.Tensor, ctx: StepContext) -> dict[str, float]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    # -- bookkeeping ----------------------------------------------------------------------
-    def learning_rates(self) -> dict[str, float]:
-        return {key: o.optimizer.param_groups[0]["lr"] for key, o in self.optims.items()}
-
-    def parameter_counts(self) -> dict[str, int]:
-        return {"generator": parameter_count(self.model), "discriminators": parameter_count(self.discriminators)}
-
-    def state_dict(self) -> dict:
-        return {"discriminators": self.discriminators.state_dict(),
-                "optimizers": {key: o.state_dict() for key, o in self.optims.items()},
-                "adversarial_from": self.adversarial_from}
-
-    def load_state_dict(self, state: Mapping) -> None:
-        self.discriminators.load_state_dict(state["discriminators"])
-        for key, o in self.optims.items():
-            o.load_state_dict(state["optimizers"][key])
-        self.adversarial_from = state.get("adversarial_from")
-
-    def describe(self) -> dict:
-        """The settings in force (for the training record)."""
-        return {"objective": self.name, **self.settings}
 
 
 def _detach_all(outputs: list[DiscriminatorOutput]) -> list[DiscriminatorOutput]:
@@ -239,7 +158,7 @@ class _HiFiGANFamily(Objective):
                 loss_d = self._d_loss(wave, y_hat)
                 loss_d.backward()
                 out["grad_norm_d"] = d.step(ctx)
-                out["loss_d"] = _f(loss_d)
+                out["loss_d"] = loss_value(loss_d)
             y_hat = self.model(mel)
         else:
             y_hat = self.model(mel)
@@ -248,7 +167,7 @@ class _HiFiGANFamily(Objective):
                 loss_d = self._d_loss(wave, y_hat.detach())
                 loss_d.backward()
                 out["grad_norm_d"] = d.step(ctx)
-                out["loss_d"] = _f(loss_d)
+                out["loss_d"] = loss_value(loss_d)
         # generator
         g.zero_grad()
         loss_mel = self._mel_loss(y_hat, y_mel)
@@ -262,11 +181,11 @@ class _HiFiGANFamily(Objective):
                 adv = adv + w * generator_adversarial_loss(fake, self.gan, self.average)
                 fm = fm + w * feature_matching(real, fake) / n
             loss_g = loss_g + adv + self.fm_weight * fm
-            out["loss_adv"], out["loss_fm"] = _f(adv), _f(fm)
+            out["loss_adv"], out["loss_fm"] = loss_value(adv), loss_value(fm)
         loss_g.backward()
         out["grad_norm_g"] = g.step(ctx)
-        out["loss_mel"] = _f(loss_mel)
-        out["loss"] = _f(loss_g)
+        out["loss_mel"] = loss_value(loss_mel)
+        out["loss"] = loss_value(loss_g)
         return out
 
 
@@ -322,7 +241,7 @@ class MelGANObjective(Objective):
             loss_d = loss_d + F.relu(1 - score).mean()
         d.zero_grad()
         loss_d.backward()
-        out = {"grad_norm_d": d.step(ctx), "loss_d": _f(loss_d)}
+        out = {"grad_norm_d": d.step(ctx), "loss_d": loss_value(loss_d)}
         d_fake = msd(y_hat)
         adv = generator_adversarial_loss(d_fake, "hinge_linear")
         # 4 / (n_layers_D + 1) per layer and 1 / num_D per scale, as in scripts/train.py; the
@@ -333,7 +252,7 @@ class MelGANObjective(Objective):
         loss_g = adv + self.fm_weight * fm
         g.zero_grad()
         loss_g.backward()
-        out.update(grad_norm_g=g.step(ctx), loss_adv=_f(adv), loss_fm=_f(fm), loss=_f(loss_g))
+        out.update(grad_norm_g=g.step(ctx), loss_adv=loss_value(adv), loss_fm=loss_value(fm), loss=loss_value(loss_g))
         return out
 
 
@@ -359,7 +278,7 @@ class _STFTGANFamily(Objective):
 
     def aux_loss(self, y_hat, y_sub, wave, out) -> torch.Tensor:
         sc, mag = self.stft(y_hat, wave)
-        out["loss_sc"], out["loss_mag"] = _f(sc), _f(mag)
+        out["loss_sc"], out["loss_mag"] = loss_value(sc), loss_value(mag)
         return sc + mag
 
     def step(self, wave, ctx):
@@ -373,11 +292,11 @@ class _STFTGANFamily(Objective):
         if adversarial:
             adv = generator_adversarial_loss(disc(y_hat), "lsgan", average=True)
             loss_g = loss_g + self.lambda_adv * adv
-            out["loss_adv"] = _f(adv)
+            out["loss_adv"] = loss_value(adv)
         g.zero_grad()
         loss_g.backward()
         out["grad_norm_g"] = g.step(ctx)
-        out["loss"] = _f(loss_g)
+        out["loss"] = loss_value(loss_g)
         if adversarial:
             with torch.no_grad():
                 y_hat, _ = self.synthesize(mel)
@@ -389,7 +308,7 @@ class _STFTGANFamily(Objective):
             loss_d = loss_real + loss_fake
             loss_d.backward()
             out["grad_norm_d"] = d.step(ctx)
-            out["loss_d"] = _f(loss_d)
+            out["loss_d"] = loss_value(loss_d)
         return out
 
 
@@ -425,7 +344,7 @@ class MultiBandMelGANObjective(_STFTGANFamily):
         with torch.no_grad():
             target_sub = self.model.pqmf.analysis(wave.unsqueeze(1))
         sub_sc, sub_mag = self.sub_stft(y_sub, target_sub)
-        out.update(loss_sc=_f(sc), loss_mag=_f(mag), loss_sub_sc=_f(sub_sc), loss_sub_mag=_f(sub_mag))
+        out.update(loss_sc=loss_value(sc), loss_mag=loss_value(mag), loss_sub_sc=loss_value(sub_sc), loss_sub_mag=loss_value(sub_mag))
         return 0.5 * (sc + mag) + 0.5 * (sub_sc + sub_mag)
 
 
@@ -458,120 +377,20 @@ class UnivNetObjective(Objective):
         adv = generator_adversarial_loss(self._all(y_hat), "lsgan", average=True)
         loss_g = adv + stft
         loss_g.backward()
-        out = {"grad_norm_g": g.step(ctx), "loss_adv": _f(adv), "loss_stft": _f(stft), "loss": _f(loss_g)}
+        out = {"grad_norm_g": g.step(ctx), "loss_adv": loss_value(adv), "loss_stft": loss_value(stft), "loss": loss_value(loss_g)}
         d.zero_grad()
         loss_d = discriminator_loss(self._all(wave), self._all(y_hat.detach()), "lsgan", average=True)
         loss_d.backward()
-        out.update(grad_norm_d=d.step(ctx), loss_d=_f(loss_d))
+        out.update(grad_norm_d=d.step(ctx), loss_d=loss_value(loss_d))
         return out
-
-
-class WaveGlowObjective(Objective):
-    """NVIDIA/waveglow: negative log-likelihood of the flow, per sample (``WaveGlowLoss``)."""
-
-    name = "waveglow"
-
-    def __init__(self, model, settings=None, device="cpu"):
-        super().__init__(model, settings, device)
-        if not hasattr(model, "flow_forward"):
-            raise ObjectiveError("waveglow needs a model with flow_forward(audio, mel)")
-        self.sigma = float(self.recipe("sigma"))
-        self._add_optim("generator", model.parameters())
-        self.finish_setup()
-
-    def step(self, wave, ctx):
-        g = self.optims["generator"]
-        mel = self.features(wave)
-        g.zero_grad()
-        z, log_s_list, log_det_list = self.model.flow_forward(wave, mel)
-        log_s_total = sum(torch.sum(s) for s in log_s_list)
-        log_det_total = sum(log_det_list)
-        loss = (torch.sum(z * z) / (2 * self.sigma ** 2) - log_s_total - log_det_total) / z.numel()
-        loss.backward()
-        return {"grad_norm_g": g.step(ctx), "loss": _f(loss)}
-
-
-class WaveRNNObjective(Objective):
-    """torchaudio's WaveRNN recipe, consistent with :class:`~audiofootprint.vocoders.wavernn.WaveRNNVocoder`.
-
-    A crop of ``(seq_len_factor + 2 * pad) * hop + 1`` samples gives ``seq_len_factor + 2 * pad``
-    mel frames (``pad = (kernel_size - 1) // 2`` frames of context either side, which the
-    MelResNet's unpadded first convolution consumes, as ``infer`` pads them), normalised to the
-    [0, 1] dB scale the vocoder feeds the network (``WaveRNNVocoder.normalize``); the
-    ``seq_len_factor * hop`` samples after the left context are mu-law encoded to classes
-    ``c``, the network sees ``2 c / (n_classes - 1) - 1`` (what ``infer`` feeds back) and is
-    trained by cross-entropy to predict the class of the next sample.
-    """
-
-    name = "wavernn"
-
-    def __init__(self, model, settings=None, device="cpu"):
-        super().__init__(model, settings, device)
-        self.net = getattr(model, "model", None)
-        if not isinstance(self.net, torchaudio.models.WaveRNN) or not hasattr(model, "normalize"):
-            raise ObjectiveError("wavernn needs a WaveRNNVocoder (torchaudio WaveRNN + normalize)")
-        self.seq_len_factor = int(self.recipe("seq_len_factor"))
-        self.pad = int(self.net._pad)
-        self.n_classes = int(self.net.n_classes)
-        self._add_optim("generator", model.parameters())
-        self.finish_setup()
-
-    def crop_samples(self, segment_samples: int) -> int:
-        return (self.seq_len_factor + 2 * self.pad) * self.model.hop_length + 1
-
-    def step(self, wave, ctx):
-        g = self.optims["generator"]
-        hop, pad, length = self.model.hop_length, self.pad, self.seq_len_factor
-        with torch.no_grad():
-            spec = self.model.normalize(self.features(wave[:, : (length + 2 * pad) * hop])).unsqueeze(1)
-            classes = torchaudio.functional.mu_law_encoding(wave.clamp(-1.0, 1.0), self.n_classes)
-            start = pad * hop
-            x_in = 2.0 * classes[:, start : start + length * hop].to(wave.dtype) / (self.n_classes - 1) - 1.0
-            target = classes[:, start + 1 : start + length * hop + 1]
-        g.zero_grad()
-        logits = self.net(x_in.unsqueeze(1), spec).squeeze(1)  # [B, T, n_classes]
-        loss = F.cross_entropy(logits.transpose(1, 2), target)
-        loss.backward()
-        return {"grad_norm_g": g.step(ctx), "loss": _f(loss)}
-
-
-class DiffWaveObjective(Objective):
-    """lmnt-com/diffwave ``train_step``: ``x_t = sqrt(a_t) x + sqrt(1 - a_t) eps`` at a uniform
-    step ``t`` of the training schedule (``a_t`` the cumulative product of ``1 - beta``), loss
-    ``L1(eps, eps_theta(x_t, t | mel))``, through :meth:`DiffWave.denoise`."""
-
-    name = "diffwave"
-
-    def __init__(self, model, settings=None, device="cpu"):
-        super().__init__(model, settings, device)
-        if not hasattr(model, "denoise") or not hasattr(model, "noise_schedule"):
-            raise ObjectiveError("diffwave needs a DiffWave model (denoise, noise_schedule)")
-        beta = torch.tensor(model.noise_schedule, dtype=torch.float64)
-        self.noise_level = torch.cumprod(1.0 - beta, dim=0).float().to(self.device)
-        self._add_optim("generator", model.parameters())
-        self.finish_setup()
-
-    def step(self, wave, ctx):
-        g = self.optims["generator"]
-        mel = self.features(wave)
-        g.zero_grad()
-        n = wave.shape[0]
-        t = torch.randint(0, len(self.noise_level), (n,), device=wave.device)
-        scale = self.noise_level[t].unsqueeze(1)
-        noise = torch.randn_like(wave)
-        noisy = scale.sqrt() * wave + (1.0 - scale).sqrt() * noise
-        cond = self.model.spectrogram_upsampler(mel)
-        predicted = self.model.denoise(noisy, t.to(wave.dtype), cond)
-        loss = F.l1_loss(predicted, noise)
-        loss.backward()
-        return {"grad_norm_g": g.step(ctx), "loss": _f(loss)}
 
 
 #: Objective classes by the name used in ``training.objective`` (``none``: not trainable).
 OBJECTIVES: dict[str, type[Objective]] = {
     cls.name: cls for cls in (
         HiFiGANObjective, BigVGANObjective, VocosObjective, MelGANObjective, MultiBandMelGANObjective,
-        ParallelWaveGANObjective, UnivNetObjective, WaveGlowObjective, WaveRNNObjective, DiffWaveObjective,
+        ParallelWaveGANObjective, UnivNetObjective, WaveGlowObjective, WaveFlowObjective, WaveRNNObjective,
+        DiffWaveObjective, WaveGradObjective,
     )
 }
 

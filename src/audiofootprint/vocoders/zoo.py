@@ -40,8 +40,10 @@ from audiofootprint.vocoders.base import MelSettings, MelSettingsError, Vocoder
 from audiofootprint.vocoders.weights import WeightsSpec, check_format, spec_of
 
 REQUIRED = ("family", "official_params", "official_params_source", "model")
-#: Every top-level key a config may hold: the required ones, then the optional sections.
-KNOWN = (*REQUIRED, "weights", "training", "benchmark", "measure")
+#: Every top-level key a config may hold: the required ones, then the optional ones.
+KNOWN = (*REQUIRED, "features", "grid", "weights", "training", "benchmark", "measure")
+#: What ``benchmark.models`` selects by the name ``all``: every config that belongs to no grid.
+ALL = "all"
 #: The optional sections read once with the file (:func:`section`); ``weights`` becomes ``ZooEntry.weights``.
 SECTIONS = ("training", "benchmark", "measure")
 #: The project folder (and import name) of researchers' own vocoder modules.
@@ -53,10 +55,20 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class GridPlace:
+    """Where a config sits in a named design grid (``grid: {name: thesis, size: small}``): a grid is
+    selected as a whole (``benchmark.models=thesis``) and stays out of ``all``."""
+
+    name: str
+    size: str
+
+
+@dataclass(frozen=True)
 class ZooEntry:
     """One configured vocoder: its name (the file's stem), file, metadata, model config, pretrained
-    weights and optional sections (``training``, ``benchmark``, ``measure``: read :func:`section`),
-    all read once from the file."""
+    weights, optional sections (``training``, ``benchmark``, ``measure``: read :func:`section`), the
+    feature convention that replaces its class' own (``features``) and its place in a grid, all read
+    once from the file."""
 
     name: str
     path: Path
@@ -66,6 +78,8 @@ class ZooEntry:
     model: DictConfig
     weights: WeightsSpec | None = None  # pretrained weights named by the config (vocoders.weights)
     sections: Mapping[str, dict] = field(default_factory=dict, compare=False, hash=False)
+    features: str | None = None  # a key of audiofootprint.features.CONVENTIONS; None: the class' own
+    grid: GridPlace | None = None
 
     @property
     def pretrained(self) -> bool:
@@ -113,7 +127,31 @@ def load_entry(path: str | Path) -> ZooEntry:
                     official_params=official_params,
                     official_params_source=str(cfg.official_params_source), model=cfg.model,
                     weights=spec_of(path, OmegaConf.to_container(weights, resolve=True) if weights is not None else None),
-                    sections=sections)
+                    sections=sections, features=_features(path, cfg.get("features")),
+                    grid=_grid_place(path, cfg.get("grid")))
+
+
+def _features(path: Path, name) -> str | None:
+    """The ``features`` key: a convention name of audiofootprint.features, or absent."""
+    from audiofootprint.features import CONVENTIONS
+
+    if name is None or name in CONVENTIONS:
+        return name
+    raise ConfigError(f"{path}: features: {name!r} is not a feature convention; known: {', '.join(CONVENTIONS)} "
+                      "(or leave the key out: the class' own)")
+
+
+def _grid_place(path: Path, grid) -> GridPlace | None:
+    """The ``grid`` key: ``{name: GRID, size: SIZE}``, or absent."""
+    if grid is None:
+        return None
+    if not isinstance(grid, DictConfig) or set(grid) != {"name", "size"} or not all(
+            isinstance(grid[key], str) and grid[key] for key in ("name", "size")):
+        raise ConfigError(f"{path}: grid must be {{name: GRID, size: SIZE}} (e.g. {{name: thesis, size: small}}), "
+                          f"not {OmegaConf.to_container(grid) if isinstance(grid, DictConfig) else grid!r}")
+    if grid.name == ALL:
+        raise ConfigError(f"{path}: grid.name {ALL!r} is reserved (it selects every config outside a grid)")
+    return GridPlace(str(grid.name), str(grid.size))
 
 
 def load_zoo(root: str | Path) -> dict[str, ZooEntry]:
@@ -199,6 +237,8 @@ def build(entry: ZooEntry, **overrides) -> Vocoder:
     if not isinstance(model, Vocoder):
         raise ConfigError(f"{entry.path}: model._target_ '{target}' built a {type(model).__name__}, "
                           "not an audiofootprint.vocoders.base.Vocoder")
+    if entry.features is not None:
+        model.feature_convention = entry.features
     return model
 
 
@@ -280,24 +320,38 @@ def class_source(entry: ZooEntry) -> str:
 def plan_models(root: str | Path, models: str | list[str]) -> dict[str, dict]:
     """The benchmark's models, which training run each uses and the code of its class.
 
-    ``models`` is ``"all"`` (every file of conf/vocoder/) or a list of names. A config whose
+    ``models`` is what :func:`selection` takes: ``"all"`` (every file of conf/vocoder/ outside a
+    grid), a grid's name (``"thesis"``) or a list of names and grids (``[griffinlim_32, thesis]``:
+    the grid with the benchmark's floor). A config whose
     ``training.shares_training_with`` names another (DiffWave sampled with 50 instead of 6
     steps) is benchmarked on that model's training run instead of training again. ``code`` is
     :func:`code_path`, a dependency of the model's stages.
     """
     paths = config_paths(root)
-    names = sorted(paths) if models == "all" else list(models)
-    unknown = [name for name in names if name not in paths]
-    if unknown:
-        raise ConfigError(f"benchmark.models names {unknown}, not in conf/vocoder/ (known: {', '.join(paths)})")
     plan = {}
-    for name in names:
+    for name in selection(paths, models):
         entry = load_entry(paths[name])
         shared = section(entry, "training").get("shares_training_with")
         if shared is not None and shared not in paths:
             raise ConfigError(f"{paths[name]}: training.shares_training_with names {shared!r}, not in conf/vocoder/")
         plan[name] = {"trained_by": shared or name, "code": code_path(root, entry)}
     return plan
+
+
+def selection(paths: Mapping[str, Path], models: str | list[str]) -> list[str]:
+    """The config names ``models`` selects: ``"all"`` (every config outside a grid), a grid's name
+    (its configs), or a list of names in which a grid's name or ``"all"`` stands for its configs."""
+    if not isinstance(models, str):
+        chosen = [name for item in models for name in (selection(paths, item) if item not in paths else [item])]
+        return list(dict.fromkeys(chosen))
+    grids: dict[str, list[str]] = {}
+    for name, path in paths.items():
+        place = load_entry(path).grid
+        grids.setdefault(place.name if place else ALL, []).append(name)
+    if models not in grids:
+        raise ConfigError(f"benchmark.models names {models!r}, not in conf/vocoder/ (known: {', '.join(paths)}), "
+                          f"nor {ALL!r}, nor a grid (grids: {', '.join(sorted(set(grids) - {ALL})) or 'none'})")
+    return sorted(grids[models])
 
 
 def training_plan(root: str | Path, benchmark_plan: dict[str, dict]) -> dict[str, dict]:
