@@ -209,3 +209,46 @@ if len(budget):
                     "real_time_factor", "training_energy_kwh", axis]].sort_values("energy_j_per_audio_s"))
 else:
     display(Markdown("No budget-trained model in this run."))
+
+# %% [markdown]
+# ## Training to the recipe on this machine, beside the published runs
+# Stage `recipe_cost` (`src/audiofootprint/training/recipe_cost.py`) runs training steps of each
+# selected model at its recipe's batch size and crop length on this machine, after warm-up, and
+# multiplies the per-step time and energy by the recipe's step count (the quartiles of the
+# per-step figures give the range). **An extrapolation from a few measured steps**, with the
+# energy method of the measurement (on a machine without an energy counter, codecarbon's
+# estimate). The published run of the same recipe (`conf/carbon` `recipe_runs`) is the
+# training-carbon study's estimate (`reports/carbon.html`). carbontracker's count (the tool of the thesis' training figures, version 1.1.6:
+# PUE 1.59, EU-28 2017 intensity 294.2 gCO2/kWh) is applied to the same measured energy.
+
+# %%
+costs = pd.read_csv(root / "results" / "recipe_cost" / "costs.csv")
+if costs.empty:
+    display(Markdown(
+        "No model was measured in this run (`profile.recipe_cost.models` is empty). Measure every model that "
+        "trains with `make repro PARAMS_OVERRIDES=\"profile.recipe_cost.models=all\"`."))
+else:
+    links = pd.Series(params["carbon"].get("recipe_runs") or {}, name="published_run")
+    costs = costs.join(links, on="model")
+    estimates = pd.read_csv(root / "results" / "carbon" / "tables" / "estimates.csv")
+    published = estimates.set_index("model_id")[["accelerator", "device_hours", "energy_kwh_central"]]
+    costs = costs.join(published.add_prefix("published_"), on="published_run")
+    shown = costs[["model", "batch_size", "steps_measured", "seconds_per_step", "joules_per_step", "recipe_steps",
+                   "recipe_days", "recipe_kwh", "recipe_kwh_q1", "recipe_kwh_q3", "carbontracker_kwh",
+                   "carbontracker_co2e_kg", "published_run", "published_accelerator", "published_device_hours",
+                   "published_energy_kwh_central", "energy_method", "hardware"]]
+    display(shown.style.hide(axis="index").format(precision=3, na_rep="-").set_uuid("recipe_cost"))
+    lines = []
+    for row in costs.itertuples():
+        if pd.isna(row.recipe_kwh):
+            lines.append(f"- **{row.model}**: {row.seconds_per_step:.3g} s and {row.joules_per_step:.3g} J per step at "
+                         f"batch {row.batch_size}; its recipe gives no step count, so no total.")
+            continue
+        beside = (f"; the published run ({row.published_run}, {row.published_accelerator}) is estimated at "
+                  f"{row.published_energy_kwh_central:,.0f} kWh" if pd.notna(row.published_energy_kwh_central)
+                  else f"; the published run ({row.published_run}) states no duration, so it has no estimate"
+                  if pd.notna(row.published_run) else "")
+        lines.append(f"- **{row.model}**: {row.recipe_steps:,.0f} steps would take {row.recipe_days:,.0f} days and "
+                     f"{row.recipe_kwh:,.0f} kWh here ({row.label}){beside}; carbontracker would count "
+                     f"{row.carbontracker_kwh:,.0f} kWh and {row.carbontracker_co2e_kg:,.0f} kg CO2e.")
+    display(Markdown("\n".join(lines)))

@@ -5,9 +5,10 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from conftest import BENCHMARK_MODELS, copy_project, run
+from conftest import BENCHMARK_MODELS, ROOT, copy_project, run
 
 # The `reproduced` fixture (survey and carbon stages) and `benchmarked` (the ci benchmark) live in
 # conftest.py: the reliability suite checks the same runs (no network: tests/test_reliability_env.py).
@@ -102,6 +103,12 @@ def test_benchmark_runs_every_stage_for_four_models(benchmarked):
     assert "hifigan_v1_ljspeech" in summary["published_mos_models"] and summary["pareto_published_mos"]
     html = (project / "reports/benchmark.html").read_text()
     assert "Efficiency" in html and "Pareto front" in html
+    # the cost of training to the recipe (ci profile: melgan, one step at the recipe's batch of 16)
+    costs = pd.read_csv(project / "results/recipe_cost/costs.csv").set_index("model")
+    assert list(costs.index) == ["melgan"] and costs.loc["melgan", "batch_size"] == 16
+    assert costs.loc["melgan", "seconds_per_step"] > 0 and costs.loc["melgan", "joules_per_step"] > 0
+    assert pd.isna(costs.loc["melgan", "recipe_kwh"])  # MelGAN's recipe gives epochs, not steps
+    assert "Training to the recipe on this machine" in html and "its recipe gives no step count" in html
     shown = run(["dvc", "metrics", "show", "--json"], project).stdout
     assert "energy_j_per_audio_s" in shown and "most_efficient" in shown  # DVC shows numbers and strings, not lists
 
@@ -110,3 +117,26 @@ def test_benchmark_second_repro_does_nothing(benchmarked):
     project, _ = benchmarked
     second = run(["dvc", "repro", "benchmark_report"], project)
     assert "Running stage" not in second.stdout
+
+
+@pytest.mark.slow
+def test_the_thesis_grid_runs_through_dvc_one_size_of_each_family(tmp_path):
+    """`benchmark.models=[griffinlim_32, ...]` with one size of each of the thesis' six families, on the ci
+    profile, through DVC: every model trains, is benchmarked on the thesis' features, and is summarised."""
+    from audiofootprint.corpus import ALLISON_DIR
+
+    if not ALLISON_DIR.is_dir():
+        pytest.skip(f"{ALLISON_DIR} missing: `make test` installs asterisk-core-sounds-en-g722 when run as root")
+    grid = [f"thesis_{family}_small" for family in ("hifigan", "melgan", "diffwave", "waveglow", "waveflow", "wavegrad")]
+    project = copy_project(ROOT, tmp_path / "grid")
+    run(["audiofootprint", "params", "--write", "profile=ci", f"benchmark.models=[griffinlim_32,{','.join(grid)}]",
+         "profile.recipe_cost.models=[]"], project)
+    first = run(["dvc", "repro", "benchmark_summary"], project)
+    for name in grid:
+        assert f"Running stage 'benchmark@{name}'" in first.stdout
+        metrics = json.loads((project / f"results/benchmark/{name}/metrics.json").read_text())
+        assert "status" not in metrics or metrics["status"] == "ok", metrics.get("reason")
+        assert metrics["energy_j_per_audio_s"]["median"] > 0 and metrics["sample_rate"] == 16000
+    table = pd.read_csv(project / "results/benchmark_summary/models.csv").set_index("model")
+    assert set(grid) | {"griffinlim_32"} == set(table.index)
+    assert (table.loc[grid, "status"] == "ok").all()

@@ -229,7 +229,7 @@ def format_measurement(result: dict) -> str:
         f"RAM {s['idle_power_w']['ram']:.3g}, GPU {s['idle_power_w']['gpu']:.3g}); mean power under load "
         f"{s['mean_power_w']:.3g} W",
         f"CO2e / call        {med(s['per_call']['co2e_kg'], 1e3)} g",
-        f"FLOPs / audio s    " + (f"{result['flops_per_audio_s'] / 1e9:.3g} GFLOP " if result["flops_per_audio_s"]
+        "FLOPs / audio s    " + (f"{result['flops_per_audio_s'] / 1e9:.3g} GFLOP " if result["flops_per_audio_s"]
                                   is not None else "") + f"({result['flops_method']})",
         f"peak memory / call {result['peak_memory']['bytes'] / 1e6:.1f} MB ({result['peak_memory']['method']})",
     ]
@@ -269,6 +269,52 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     print(f"trained {args.vocoder}: {record.get('steps', 0)} steps, {record.get('seconds', 0):.1f} s, "
           f"{record.get('energy_kwh', 0) * J_PER_KWH:.1f} J ({record.get('objective')})")
+    return 0
+
+
+def _cmd_recipe_cost(args: argparse.Namespace) -> int:
+    import json
+
+    from audiofootprint import atomic, params, runtime
+    from audiofootprint.energy.harness import MeasureSettings
+    from audiofootprint.paths import CORPUS_DIR, RECIPE_COST_CSV
+    from audiofootprint.training import recipe_cost, recipe_stage
+    from audiofootprint.vocoders import zoo
+
+    if args.vocoder is None:  # the stage: the models of profile.recipe_cost
+        params.check_params(args.root)
+        table = recipe_stage.write_results(args.root, params.load_params(args.root))
+        print(f"recipe_cost: {len(table)} model(s) measured: {RECIPE_COST_CSV}")
+        return 0
+    entries = zoo.load_zoo(args.root)
+    if args.vocoder not in entries:
+        raise KeyError(f"unknown vocoder {args.vocoder!r}; configured: {', '.join(entries)}")
+    entry = entries[args.vocoder]
+    loaded = params.compose_params(args.root, [f"profile={args.profile}"])
+    setup = runtime.set_up(args.root, loaded)
+    if not (Path(args.root) / CORPUS_DIR).is_dir():
+        raise FileNotFoundError(f"{CORPUS_DIR} not found: build the corpus first (`dvc repro corpus`)")
+    model = zoo.build_for_corpus(entry, int(loaded["corpus"]["sample_rate"]))
+    settings = MeasureSettings(warmup=args.warmup, windows=args.steps, min_window_s=1e-3, min_repeats=1, idle_windows=1)
+    measured = recipe_cost.measure_recipe_steps(entry, model, Path(args.root) / CORPUS_DIR, settings, setup.tracker,
+                                                setup.device, setup.seed)
+    record = recipe_stage.costed_record(entry, measured, float(loaded["energy"]["pue"]))
+    if args.json:
+        atomic.write_json(Path(args.json), record)
+    row = recipe_stage.cost_row(entry, record)
+    print(f"{entry.name}: {row['seconds_per_step']:.3g} s/step (IQR {row['seconds_per_step_q1']:.3g}-"
+          f"{row['seconds_per_step_q3']:.3g}), {row['joules_per_step']:.3g} J/step at batch {row['batch_size']} x "
+          f"{row['crop_samples']} samples, {row['steps_measured']} measured steps ({row['energy_method']}, {row['hardware']})")
+    if row["recipe_kwh"] is not None:
+        print(f"to the recipe's {row['recipe_steps']:,} steps: {row['recipe_days']:.3g} days, {row['recipe_kwh']:.3g} kWh "
+              f"(IQR {row['recipe_kwh_q1']:.3g}-{row['recipe_kwh_q3']:.3g}); counted as carbontracker 1.1.6 does: "
+              f"{row['carbontracker_kwh']:.3g} kWh, {row['carbontracker_co2e_kg']:.3g} kg CO2e")
+    else:
+        print(f"{entry.name}: the recipe gives no step count (training.recipe_steps: null): per-step cost only")
+    if row["cap_steps"] is not None:
+        print(f"the thesis' 5-day cap on this machine: {row['cap_steps']:,} steps, {row['cap_kwh']:.3g} kWh")
+    if args.json:
+        print(json.dumps({"written": args.json}))
     return 0
 
 
@@ -455,6 +501,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train stage: train one vocoder under the profile's budget, energy counted")
     p.add_argument("vocoder")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("recipe-cost", help="measure training steps at the recipe's batch and crop, and extrapolate "
+                                           "time and energy to the recipe's step count")
+    p.add_argument("vocoder", nargs="?", help="a configuration name of conf/vocoder/ that trains itself (without: "
+                                               "the stage, the models of profile.recipe_cost in params.yaml)")
+    p.add_argument("--steps", type=int, default=3, help="measured steps per phase of the recipe (after the warm-up)")
+    p.add_argument("--warmup", type=int, default=1, help="steps run before measuring")
+    p.add_argument("--profile", default="default", help="seed, threads, device and energy settings: ci, default or paper")
+    p.add_argument("--json", help="also write the whole record to this file (JSON)")
+    p.set_defaults(func=_cmd_recipe_cost)
 
     p = sub.add_parser("recordings", help="score the test recordings themselves (the quality ceiling)")
     p.set_defaults(func=_cmd_recordings)

@@ -161,6 +161,7 @@ def _profile_spec() -> dict:
                        "converged": ({"test_utterances": (count + maybe, True),
                                       "max_test_seconds": (seconds + maybe, True)}, True)}, True),
         "quantize": ({"test_utterances": (count, True), "max_test_seconds": (seconds, True)}, True),
+        "recipe_cost": ({"models": ((str, list), True), "warmup": (count, True), "steps": (count, True)}, True),
     }
 
 
@@ -208,6 +209,12 @@ def check_profile(profile: dict) -> None:
         Budget.coerce(profile["train"])
     except ValueError as error:
         raise ValueError(f"train.{error}") from None
+    recipe = profile["recipe_cost"]
+    if recipe["steps"] < 1 or recipe["warmup"] < 0:
+        raise ValueError(f"recipe_cost.steps must be at least 1 and recipe_cost.warmup at least 0, got "
+                         f"{recipe['steps']} and {recipe['warmup']}")
+    if isinstance(recipe["models"], str) and recipe["models"] != "all":
+        raise ValueError(f"recipe_cost.models is {recipe['models']!r}: give all, or a list of names of conf/vocoder/")
 
 
 def check_energy(energy: dict) -> None:

@@ -20,6 +20,9 @@ VARIANTS_CSV = QUANTIZE_SUMMARY_DIR / "variants.csv"
 #: The mixed-precision searches: ops quantized against size, speed and quality; the damage of each op.
 MIXED_PRECISION_CURVE_CSV = QUANTIZE_SUMMARY_DIR / "mixed_precision_curve.csv"
 MIXED_PRECISION_DAMAGE_CSV = QUANTIZE_SUMMARY_DIR / "mixed_precision_damage.csv"
+#: The cost of training to the recipe: one record per model (NAME.json) and the table of them.
+RECIPE_COST_DIR = Path("results/recipe_cost")
+RECIPE_COST_CSV = RECIPE_COST_DIR / "costs.csv"
 SURVEY_DIR = Path("results/survey")
 CARBON_DIR = Path("results/carbon")
 #: The training-carbon study's estimates of published runs (pretrained models' training energy).

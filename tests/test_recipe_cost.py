@@ -1,0 +1,100 @@
+"""The cost of training to the recipe: extrapolation, the 5-day cap and carbontracker's conventions
+against hand-worked figures; real steps measured per phase on a tiny model; the command's errors."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import soundfile as sf
+import torch
+
+from audiofootprint.cli import main
+from audiofootprint.corpus import build_corpus
+from audiofootprint.energy.harness import MeasureSettings
+from audiofootprint.energy.tracker import TrackerSettings
+from audiofootprint.training import recipe_cost
+from audiofootprint.vocoders import zoo
+from conftest import ROOT, speechlike
+
+SR = 22050
+
+
+def record(phases):
+    return {"phases": phases, "energy_method": "estimate"}
+
+
+def phase(name, share, seconds, joules, power=50.0, steps=3):
+    spread = lambda v: {"median": v, "q1": 0.9 * v, "q3": 1.1 * v, "min": 0.8 * v, "max": 1.2 * v, "n": steps}
+    return {"name": name, "share": share, "seconds_per_step": spread(seconds), "joules_per_step": spread(joules),
+            "mean_power_w": power, "steps_measured": steps}
+
+
+def test_extrapolation_weights_each_phase_by_its_share():
+    r = record([phase("generator alone", 0.25, 2.0, 10.0), phase("with discriminators", 0.75, 4.0, 30.0)])
+    out = recipe_cost.extrapolate(r, 1000)
+    # 0.25 x 1000 x 2 s + 0.75 x 1000 x 4 s; (0.25 x 1000 x 10 J + 0.75 x 1000 x 30 J) / 3.6e6 J/kWh
+    assert out["seconds"]["median"] == pytest.approx(3500.0)
+    assert out["energy_kwh"]["median"] == pytest.approx(25000.0 / 3.6e6)
+    assert out["seconds"]["q1"] == pytest.approx(0.9 * 3500.0) and out["energy_kwh"]["q3"] == pytest.approx(1.1 * 25000 / 3.6e6)
+    assert out["label"] == "extrapolated from 6 measured steps (estimate)"
+    assert recipe_cost.extrapolate(r, None) is None
+    with pytest.raises(ValueError, match="positive"):
+        recipe_cost.extrapolate(r, 0)
+
+
+def test_five_day_cap_and_carbontracker_conventions_by_hand():
+    cap = recipe_cost.within_cap(record([phase("every step", 1.0, 2.0, 100.0, power=50.0)]))
+    assert cap == {"cap_s": 432000.0, "steps": 216000, "energy_kwh": pytest.approx(50.0 * 432000 / 3.6e6)}
+    counted = recipe_cost.under_carbontracker(1.0)
+    assert counted["energy_kwh"] == pytest.approx(1.59)
+    assert counted["co2e_kg"] == pytest.approx(1.59 * 294.2060978 / 1000)
+    # our energy carries our PUE (1.2 here): carbontracker's replaces it
+    assert recipe_cost.under_carbontracker(1.2, our_pue=1.2)["energy_kwh"] == pytest.approx(1.59)
+    with pytest.raises(ValueError, match="our_pue"):
+        recipe_cost.under_carbontracker(1.0, our_pue=0.5)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recipe")
+    source = root / "source"
+    source.mkdir()
+    for i in range(4):
+        sf.write(str(source / f"utt{i}.wav"), speechlike(1.0, SR, i), SR, subtype="PCM_16")
+    build_corpus(source, root / "corpus", SR, min_seconds=0.5, split=(1.0, 0.0, 0.0), trim_top_db=None)
+    return root / "corpus"
+
+
+def test_each_phase_of_a_warm_up_recipe_is_measured(corpus, tmp_path):
+    """Parallel WaveGAN trains its generator alone for a quarter of the recipe: two phases, each with
+    the requested steps at the recipe's batch and crop."""
+    entry = zoo.load_zoo(ROOT)["parallel_wavegan"]
+    section = dict(entry.sections["training"]) | {"batch_size": 2, "segment_samples": 4096}
+    entry = dataclasses.replace(entry, sections={**entry.sections, "training": section})
+    torch.manual_seed(0)
+    model = zoo.build(entry, layers=3, stacks=1, residual_channels=8, gate_channels=16, skip_channels=8,
+                      mel={"sample_rate": SR})
+    settings = MeasureSettings(warmup=1, windows=2, min_window_s=1e-3, min_repeats=1, idle_windows=1)
+    tracker = TrackerSettings(country_iso3="FRA", output_dir=str(tmp_path))
+    out = recipe_cost.measure_recipe_steps(entry, model, corpus, settings, tracker)
+    assert [(p["name"], p["share"], p["steps_measured"]) for p in out["phases"]] == [
+        ("generator alone", 0.25, 2), ("with discriminators", 0.75, 2)]
+    assert out["batch_size"] == 2 and out["crop_samples"] == 4096 and out["recipe_steps"] == 400000
+    for p in out["phases"]:
+        assert p["seconds_per_step"]["median"] > 0 and p["joules_per_step"]["median"] > 0
+    json.dumps(out)  # the record is plain data
+    to = recipe_cost.extrapolate(out, out["recipe_steps"])
+    shares = {p["name"]: p["seconds_per_step"]["median"] for p in out["phases"]}
+    assert to["seconds"]["median"] == pytest.approx(400000 * (0.25 * shares["generator alone"]
+                                                              + 0.75 * shares["with discriminators"]))
+
+
+@pytest.mark.parametrize("name,message", [
+    ("griffinlim_32", "no training of its own"),
+    ("diffwave_50", "no training of its own"),
+    ("no_such_model", "unknown vocoder"),
+])
+def test_recipe_cost_refuses_what_it_cannot_measure(name, message, capsys):
+    assert main(["--root", str(ROOT), "recipe-cost", name]) == 2
+    assert message in capsys.readouterr().err
