@@ -71,6 +71,31 @@ def test_each_scheme_changes_what_it_should():
     assert "MinMax calibration" in static.backend and "calibrated on 3 training-split mels of 40 frames" in static.notes
 
 
+def test_entropy_calibration_chooses_narrower_ranges_than_minmax(tmp_path):
+    """With 2048 histogram bins, Entropy clips rare extremes: some activation range is narrower than the
+    min-max range of the same tensor (with quantize_static's own 128 bins, both were equal)."""
+    from onnxruntime.quantization.calibrate import load_tensors_data
+
+    from audiofootprint.quantization import onnx_schemes
+
+    model = small_hifigan()
+    calibration = mels(model)
+    with onnx_schemes._graphs(model, calibration, "cpu") as graphs:
+        before = graphs.fp32.read_bytes()
+        entropy = load_tensors_data(onnx_schemes._calibration_cache(graphs, calibration, "entropy"))
+        assert graphs.fp32.read_bytes() == before  # the float graph is read, not changed
+        minmax = graphs.folder / "minmax.onnx"
+        onnx_schemes._quantize_static(graphs, calibration, "minmax", graphs.weighted_nodes(), minmax)
+        ranges = load_tensors_data(graphs.folder / "calibration_minmax.json")
+    widths = {name: (float(np.ptp(np.asarray(entropy[name].range_value))),
+                     float(np.ptp(np.asarray(ranges[name].range_value)))) for name in ranges.data}
+    assert set(widths) == set(entropy.data)
+    assert all(e <= m * (1 + 1e-6) for e, m in widths.values())
+    assert any(e < 0.9 * m for e, m in widths.values())
+    made = apply("ort_static_int8_entropy", model, calibration)
+    assert "Entropy calibration" in made.backend and snr_to(model, made.model, calibration.mels[0]) > 0
+
+
 def test_histogram_calibration_takes_mels_of_different_lengths():
     model = small_hifigan()
     calibration = Calibration(mels(model, count=1, frames=40).mels + mels(model, count=1, frames=57).mels)
