@@ -13,55 +13,44 @@ from audiofootprint.training.objective_base import Objective, loss_value
 __all__ = ["DiffWaveObjective", "WaveFlowObjective", "WaveGlowObjective", "WaveGradObjective", "WaveRNNObjective"]
 
 
-class WaveGlowObjective(Objective):
-    """NVIDIA/waveglow: negative log-likelihood of the flow, per sample (``WaveGlowLoss``)."""
+class _FlowLikelihood(Objective):
+    """A normalising flow's negative log-likelihood per sample: ``sum(z**2) / (2 sigma**2)`` minus the sum of
+    the log-determinant terms ``flow_forward(audio, mel)`` returns after ``z`` (each a list of tensors), over
+    ``z.numel()``; Adam from the ``training`` section, ``sigma`` from it too."""
+
+    def __init__(self, model, settings=None, device="cpu"):
+        super().__init__(model, settings, device)
+        if not hasattr(model, "flow_forward"):
+            raise ObjectiveError(f"{self.name} needs a model with flow_forward(audio, mel)")
+        self.sigma = float(self.recipe("sigma"))
+        self._add_optim("generator", model.parameters())
+        self.finish_setup()
+
+    def step(self, wave, ctx):
+        g = self.optims["generator"]
+        mel = self.features(wave)
+        g.zero_grad()
+        z, *log_determinants = self.model.flow_forward(wave, mel)
+        loss = torch.sum(z * z) / (2 * self.sigma ** 2)
+        for terms in log_determinants:
+            loss = loss - sum(torch.sum(term) for term in terms)
+        loss = loss / z.numel()
+        loss.backward()
+        return {"grad_norm_g": g.step(ctx), "loss": loss_value(loss)}
+
+
+class WaveGlowObjective(_FlowLikelihood):
+    """NVIDIA/waveglow ``WaveGlowLoss``: the log-determinants of the affine couplings (``log_s``) and of
+    the invertible 1x1 convolutions."""
 
     name = "waveglow"
 
-    def __init__(self, model, settings=None, device="cpu"):
-        super().__init__(model, settings, device)
-        if not hasattr(model, "flow_forward"):
-            raise ObjectiveError("waveglow needs a model with flow_forward(audio, mel)")
-        self.sigma = float(self.recipe("sigma"))
-        self._add_optim("generator", model.parameters())
-        self.finish_setup()
 
-    def step(self, wave, ctx):
-        g = self.optims["generator"]
-        mel = self.features(wave)
-        g.zero_grad()
-        z, log_s_list, log_det_list = self.model.flow_forward(wave, mel)
-        log_s_total = sum(torch.sum(s) for s in log_s_list)
-        log_det_total = sum(log_det_list)
-        loss = (torch.sum(z * z) / (2 * self.sigma ** 2) - log_s_total - log_det_total) / z.numel()
-        loss.backward()
-        return {"grad_norm_g": g.step(ctx), "loss": loss_value(loss)}
-
-
-class WaveFlowObjective(Objective):
-    """Parakeet ``WaveFlowLoss``: negative log-likelihood of the flow per sample, ``sum(z**2) / (2 sigma**2)
-    - sum(log_s)`` over ``z.numel()`` (Parakeet and the thesis code add the constant ``ln(2 pi) / 2 + ln sigma``,
-    which moves no gradient)."""
+class WaveFlowObjective(_FlowLikelihood):
+    """Parakeet ``WaveFlowLoss``: the log-determinants of the affine autoregressive flows (``log_s``).
+    Parakeet and the thesis code add the constant ``ln(2 pi) / 2 + ln sigma``, which moves no gradient."""
 
     name = "waveflow"
-
-    def __init__(self, model, settings=None, device="cpu"):
-        super().__init__(model, settings, device)
-        if not hasattr(model, "flow_forward"):
-            raise ObjectiveError("waveflow needs a model with flow_forward(audio, mel)")
-        self.sigma = float(self.recipe("sigma"))
-        self._add_optim("generator", model.parameters())
-        self.finish_setup()
-
-    def step(self, wave, ctx):
-        g = self.optims["generator"]
-        mel = self.features(wave)
-        g.zero_grad()
-        z, log_s_list = self.model.flow_forward(wave, mel)
-        log_det = sum(torch.sum(s) for s in log_s_list)
-        loss = (torch.sum(z * z) / (2 * self.sigma ** 2) - log_det) / z.numel()
-        loss.backward()
-        return {"grad_norm_g": g.step(ctx), "loss": loss_value(loss)}
 
 
 class WaveRNNObjective(Objective):
