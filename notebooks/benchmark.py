@@ -233,13 +233,13 @@ else:
     estimates = pd.read_csv(root / "results" / "carbon" / "tables" / "estimates.csv")
     published = estimates.set_index("model_id")[["accelerator", "device_hours", "energy_kwh_central"]]
     costs = costs.join(published.add_prefix("published_"), on="published_run")
-    shown = costs[["model", "batch_size", "steps_measured", "seconds_per_step", "joules_per_step", "recipe_steps",
+    shown = costs[["model", "status", "batch_size", "steps_measured", "seconds_per_step", "joules_per_step", "recipe_steps",
                    "recipe_days", "recipe_kwh", "recipe_kwh_q1", "recipe_kwh_q3", "carbontracker_kwh",
                    "carbontracker_co2e_kg", "published_run", "published_accelerator", "published_device_hours",
                    "published_energy_kwh_central", "energy_method", "hardware"]]
     display(shown.style.hide(axis="index").format(precision=3, na_rep="-").set_uuid("recipe_cost"))
-    lines = []
-    for row in costs.itertuples():
+    lines = [f"- **{row.model}**: not measured: {row.label}." for row in costs[costs["status"] != "ok"].itertuples()]
+    for row in costs[costs["status"] == "ok"].itertuples():
         if pd.isna(row.recipe_kwh):
             lines.append(f"- **{row.model}**: {row.seconds_per_step:.3g} s and {row.joules_per_step:.3g} J per step at "
                          f"batch {row.batch_size}; its recipe gives no step count, so no total.")

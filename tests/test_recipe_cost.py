@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
+import pandas as pd
 import pytest
 import soundfile as sf
 import torch
@@ -98,3 +100,40 @@ def test_each_phase_of_a_warm_up_recipe_is_measured(corpus, tmp_path):
 def test_recipe_cost_refuses_what_it_cannot_measure(name, message, capsys):
     assert main(["--root", str(ROOT), "recipe-cost", name]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_model_whose_steps_fail_is_recorded_and_the_others_measured(corpus, tmp_path, monkeypatch):
+    """The stage over two models, the first failing as an out-of-memory step would: its record says
+    failed and why, the second is measured, costs.csv has both rows."""
+    from audiofootprint.training import recipe_stage
+
+    real = recipe_cost.measure_recipe_steps
+
+    def measure(entry, *args, **kwargs):
+        if entry.name == "hifigan_v3":
+            raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 40000000000 bytes")
+        return real(entry, *args, **kwargs)
+
+    monkeypatch.setattr(recipe_cost, "measure_recipe_steps", measure)
+    project = tmp_path / "project"
+    (project / "conf").mkdir(parents=True)
+    shutil.copytree(ROOT / "conf" / "vocoder", project / "conf" / "vocoder")
+    shutil.copytree(corpus, project / "results" / "corpus")
+    section = {"objective": "melgan", "batch_size": 1, "segment_samples": 2048}
+    entries = zoo.load_zoo(project)
+    small = dataclasses.replace(entries["melgan"], sections={**entries["melgan"].sections,
+                                                             "training": {**entries["melgan"].sections["training"], **section}})
+    monkeypatch.setattr(zoo, "load_zoo", lambda root: {**entries, "melgan": small})
+    small_models = {"hifigan_v3": {"upsample_initial_channel": 16}, "melgan": {"ngf": 4, "n_residual_layers": 1}}
+    monkeypatch.setattr(zoo, "build_for_corpus",
+                        lambda entry, rate: zoo.build(entry, **small_models[entry.name], mel={"sample_rate": SR}))
+    params = {"profile": {"recipe_cost": {"models": ["hifigan_v3", "melgan"], "warmup": 0, "steps": 1},
+                          "seed": 0, "torch_threads": 1, "device": "cpu"},
+              "benchmark": {"training": {}}, "corpus": {"sample_rate": SR},
+              "energy": {"country_iso3": "FRA", "pue": 1.0, "output_dir": str(tmp_path / "cc")}}
+    table = recipe_stage.write_results(project, params).set_index("model")
+    assert table.loc["hifigan_v3", "status"] == "failed" and "not enough memory" in table.loc["hifigan_v3", "label"]
+    assert table.loc["melgan", "status"] == "ok" and table.loc["melgan", "seconds_per_step"] > 0
+    failed = json.loads((project / "results/recipe_cost/hifigan_v3.json").read_text())
+    assert failed["status"] == "failed" and failed["error_type"] == "RuntimeError"
+    assert list(pd.read_csv(project / "results/recipe_cost/costs.csv")["model"]) == ["hifigan_v3", "melgan"]

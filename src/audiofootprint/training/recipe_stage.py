@@ -6,7 +6,8 @@ with a training objective of its own) or a list of config names; ``warmup`` and 
 steps run before measuring and the measured steps of each phase. Outputs
 (:data:`audiofootprint.paths.RECIPE_COST_DIR`): ``NAME.json`` (the measurement, the extrapolation,
 carbontracker's count and, for a grid model, the thesis' 5-day cap) and ``costs.csv`` (a row per
-model). The benchmark notebook sets them beside the published runs of the same recipes
+model). A model whose steps fail (out of memory at the recipe's batch, a diverging step) is recorded
+with ``status: failed`` and its reason, and the others are measured. The benchmark notebook sets them beside the published runs of the same recipes
 (``carbon.recipe_runs``).
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from audiofootprint import atomic, runtime
+from audiofootprint import atomic, failures, runtime
 from audiofootprint.energy.harness import MeasureSettings
 from audiofootprint.energy.tracker import hardware_label
 from audiofootprint.paths import CORPUS_DIR, RECIPE_COST_CSV, RECIPE_COST_DIR
@@ -26,7 +27,7 @@ from audiofootprint.vocoders import zoo
 __all__ = ["COLUMNS", "cost_row", "costed_record", "selected_models", "write_results"]
 
 #: The columns of costs.csv, in order.
-COLUMNS = ("model", "family", "grid_size", "objective", "batch_size", "crop_samples", "steps_measured",
+COLUMNS = ("model", "status", "family", "grid_size", "objective", "batch_size", "crop_samples", "steps_measured",
            "seconds_per_step", "seconds_per_step_q1", "seconds_per_step_q3", "joules_per_step", "mean_power_w",
            "recipe_steps", "recipe_days", "recipe_kwh", "recipe_kwh_q1", "recipe_kwh_q3", "carbontracker_kwh",
            "carbontracker_co2e_kg", "cap_steps", "cap_kwh", "energy_method", "hardware", "label")
@@ -71,7 +72,7 @@ def cost_row(entry: zoo.ZooEntry, record: dict) -> dict:
     to, cap = record["to_recipe"] or {}, record["thesis_cap"] or {}
     counted = to.get("under_carbontracker") or {}
     return {
-        "model": entry.name, "family": entry.family, "grid_size": entry.grid.size if entry.grid else None,
+        "model": entry.name, "status": "ok", "family": entry.family, "grid_size": entry.grid.size if entry.grid else None,
         "objective": record["objective"], "batch_size": record["batch_size"], "crop_samples": record["crop_samples"],
         "steps_measured": sum(p["steps_measured"] for p in phases),
         "seconds_per_step": weighted("seconds_per_step", "median"),
@@ -107,8 +108,19 @@ def write_results(root: str | Path, params: dict) -> pd.DataFrame:
     for name in names:
         entry = entries[name]
         model = zoo.build_for_corpus(entry, int(params["corpus"]["sample_rate"]))
-        measured = recipe_cost.measure_recipe_steps(entry, model, root / CORPUS_DIR, settings, setup.tracker,
-                                                    setup.device, setup.seed)
+        try:
+            measured = recipe_cost.measure_recipe_steps(entry, model, root / CORPUS_DIR, settings, setup.tracker,
+                                                        setup.device, setup.seed)
+        except (RuntimeError, MemoryError, FloatingPointError) as error:  # out of memory, a diverging step
+            record = {"model": name, "status": failures.FAILED, **failures.error_fields(error),
+                      "reason": "a training step at the recipe's batch and crop failed"}
+            atomic.write_json(out / f"{name}.json", record)
+            failures.tell(f"recipe_cost {name}", error, record)
+            rows.append({"model": name, "status": failures.FAILED, "family": entry.family,
+                         "grid_size": entry.grid.size if entry.grid else None, "label": failures.reason(record)})
+            continue
+        finally:
+            del model
         record = costed_record(entry, measured, float(params["energy"]["pue"]))
         atomic.write_json(out / f"{name}.json", record)
         rows.append(cost_row(entry, record))
