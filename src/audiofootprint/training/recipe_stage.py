@@ -24,7 +24,7 @@ from audiofootprint.training import recipe_cost
 from audiofootprint.training.config import training_section
 from audiofootprint.vocoders import zoo
 
-__all__ = ["COLUMNS", "cost_row", "costed_record", "selected_models", "write_results"]
+__all__ = ["COLUMNS", "cost_row", "costed_record", "selected_models", "trains_itself", "write_results"]
 
 #: The columns of costs.csv, in order.
 COLUMNS = ("model", "status", "family", "grid_size", "objective", "batch_size", "crop_samples", "steps_measured",
@@ -33,7 +33,8 @@ COLUMNS = ("model", "status", "family", "grid_size", "objective", "batch_size", 
            "carbontracker_co2e_kg", "cap_steps", "cap_kwh", "energy_method", "hardware", "label")
 
 
-def _trains_itself(entry: zoo.ZooEntry) -> bool:
+def trains_itself(entry: zoo.ZooEntry) -> bool:
+    """Whether ``entry`` trains here with an objective of its own (not pretrained, training-free or shared)."""
     section = training_section(entry)
     return entry.weights is None and section.get("objective", "none") != "none" and "shares_training_with" not in section
 
@@ -42,11 +43,11 @@ def selected_models(entries: dict[str, zoo.ZooEntry], models, training_plan) -> 
     """The models ``profile.recipe_cost.models`` selects (``all``: those of ``training_plan`` that train
     themselves); a named model that is not configured or has no training of its own is refused."""
     if models == "all":
-        return [name for name in training_plan if name in entries and _trains_itself(entries[name])]
+        return [name for name in training_plan if name in entries and trains_itself(entries[name])]
     unknown = [name for name in models if name not in entries]
     if unknown:
         raise zoo.ConfigError(f"profile.recipe_cost.models names {unknown}, not in conf/vocoder/")
-    untrained = [name for name in models if not _trains_itself(entries[name])]
+    untrained = [name for name in models if not trains_itself(entries[name])]
     if untrained:
         raise zoo.ConfigError(f"profile.recipe_cost.models names {untrained}: pretrained, training-free or sharing "
                               "another model's training; name models that train themselves")
