@@ -290,7 +290,7 @@ def _cmd_recipe_cost(args: argparse.Namespace) -> int:
     if args.vocoder not in entries:
         raise KeyError(f"unknown vocoder {args.vocoder!r}; configured: {', '.join(entries)}")
     entry = entries[args.vocoder]
-    if not recipe_stage.trains_itself(entry):
+    if not recipe_cost.trains_itself(entry):
         raise zoo.ConfigError(f"{entry.path}: no training of its own (pretrained, training.objective none, or a "
                               "shared training run): nothing to measure")
     loaded = params.compose_params(args.root, [f"profile={args.profile}"])

@@ -24,7 +24,7 @@ Britain). Applied to our measured energy (codecarbon's CPU, RAM and GPU), withou
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -36,8 +36,8 @@ from audiofootprint.training.objectives import StepContext, build_objective
 from audiofootprint.vocoders import zoo
 from audiofootprint.vocoders.base import Vocoder
 
-__all__ = ["CARBONTRACKER", "THESIS_CAP_S", "Phase", "extrapolate", "measure_recipe_steps", "under_carbontracker",
-           "within_cap"]
+__all__ = ["CARBONTRACKER", "THESIS_CAP_S", "Phase", "extrapolate", "measure_recipe_steps", "trains_itself",
+           "under_carbontracker", "within_cap"]
 
 #: carbontracker 1.1.6 (lfwa/carbontracker, the version pinned by ConstanceDws/neural-audio-energy
 #: requirements.txt): ``constants.PUE`` (Uptime Institute 2020 survey) and
@@ -67,6 +67,12 @@ class Phase:
                 "steps_measured": self.steps_measured}
 
 
+def trains_itself(entry: zoo.ZooEntry) -> bool:
+    """Whether ``entry`` trains here with an objective of its own (not pretrained, training-free or shared)."""
+    section = training_section(entry)
+    return entry.weights is None and section.get("objective", "none") != "none" and "shares_training_with" not in section
+
+
 def _phases(section: Mapping) -> list[tuple[str, float, float]]:
     """(name, share of the steps, budget fraction a step of it runs at) for each phase of a recipe."""
     start = float(section.get("discriminator_start") or 0.0)
@@ -83,10 +89,10 @@ def measure_recipe_steps(entry: zoo.ZooEntry, model: Vocoder, corpus_dir, settin
 
     Returns the recipe's shape (batch, crop, steps), each :class:`Phase` as a dict, the energy method
     and the hardware of the measurement."""
+    if not trains_itself(entry):
+        raise zoo.ConfigError(f"{entry.path}: no training of its own (pretrained, training.objective none, or a "
+                              "shared training run): nothing to measure")
     section = training_section(entry)
-    if section.get("objective", "none") == "none" or "shares_training_with" in section:
-        raise zoo.ConfigError(f"{entry.path}: no training of its own (training.objective none, or a shared "
-                              "training run): nothing to measure")
     batch, segment = section.get("batch_size"), section.get("segment_samples")
     if not batch or not segment:
         raise zoo.ConfigError(f"{entry.path}: training.batch_size and training.segment_samples are needed to "
@@ -116,7 +122,7 @@ def measure_recipe_steps(entry: zoo.ZooEntry, model: Vocoder, corpus_dir, settin
             "recipe_steps": section.get("recipe_steps"), "batch_size": int(batch), "crop_samples": crop,
             "phases": [phase.as_dict() for phase in phases], "energy_method": overall_method(methods),
             "methods": methods, "hardware": hardware,
-            "device": device, "measure_settings": settings.__dict__}
+            "device": device, "measure_settings": asdict(settings)}
 
 
 def _phases_of(record: Mapping) -> list[Phase]:

@@ -21,10 +21,9 @@ from audiofootprint.energy.harness import MeasureSettings
 from audiofootprint.energy.tracker import hardware_label
 from audiofootprint.paths import CORPUS_DIR, RECIPE_COST_CSV, RECIPE_COST_DIR
 from audiofootprint.training import recipe_cost
-from audiofootprint.training.config import training_section
 from audiofootprint.vocoders import zoo
 
-__all__ = ["COLUMNS", "cost_row", "costed_record", "selected_models", "trains_itself", "write_results"]
+__all__ = ["COLUMNS", "cost_row", "costed_record", "selected_models", "write_results"]
 
 #: The columns of costs.csv, in order.
 COLUMNS = ("model", "status", "family", "grid_size", "objective", "batch_size", "crop_samples", "steps_measured",
@@ -33,21 +32,15 @@ COLUMNS = ("model", "status", "family", "grid_size", "objective", "batch_size", 
            "carbontracker_co2e_kg", "cap_steps", "cap_kwh", "energy_method", "hardware", "label")
 
 
-def trains_itself(entry: zoo.ZooEntry) -> bool:
-    """Whether ``entry`` trains here with an objective of its own (not pretrained, training-free or shared)."""
-    section = training_section(entry)
-    return entry.weights is None and section.get("objective", "none") != "none" and "shares_training_with" not in section
-
-
 def selected_models(entries: dict[str, zoo.ZooEntry], models, training_plan) -> list[str]:
     """The models ``profile.recipe_cost.models`` selects (``all``: those of ``training_plan`` that train
     themselves); a named model that is not configured or has no training of its own is refused."""
     if models == "all":
-        return [name for name in training_plan if name in entries and trains_itself(entries[name])]
+        return [name for name in training_plan if name in entries and recipe_cost.trains_itself(entries[name])]
     unknown = [name for name in models if name not in entries]
     if unknown:
         raise zoo.ConfigError(f"profile.recipe_cost.models names {unknown}, not in conf/vocoder/")
-    untrained = [name for name in models if not trains_itself(entries[name])]
+    untrained = [name for name in models if not recipe_cost.trains_itself(entries[name])]
     if untrained:
         raise zoo.ConfigError(f"profile.recipe_cost.models names {untrained}: pretrained, training-free or sharing "
                               "another model's training; name models that train themselves")
@@ -120,8 +113,6 @@ def write_results(root: str | Path, params: dict) -> pd.DataFrame:
             rows.append({"model": name, "status": failures.FAILED, "family": entry.family,
                          "grid_size": entry.grid.size if entry.grid else None, "label": failures.reason(record)})
             continue
-        finally:
-            del model
         record = costed_record(entry, measured, float(params["energy"]["pue"]))
         atomic.write_json(out / f"{name}.json", record)
         rows.append(cost_row(entry, record))
