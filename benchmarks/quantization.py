@@ -11,10 +11,15 @@ method is printed), one measurement per variant. Goals checked for the int8 vari
 Runtime float32 no slower than torch float32.
 
     .venv/bin/python benchmarks/quantization.py [--model hifigan_v1_ljspeech] [--rounds 15] [--profile default]
+                                                [--mixed-orders damage damage_per_mac]
+
+``--mixed-orders`` makes one mixed-precision variant per search order (quantize.mixed_precision.order),
+named ``ort_mixed_int8/ORDER``, so that the orders are compared in the same interleaved rounds.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import random
 import statistics
 import tempfile
@@ -27,7 +32,7 @@ from audiofootprint import PROJECT_ROOT, evaluate, runtime
 from audiofootprint.energy.static import serialized_bytes
 from audiofootprint.params import compose_params
 from audiofootprint.paths import CORPUS_DIR, MODELS_DIR
-from audiofootprint.quantization.base import NotApplicable
+from audiofootprint.quantization.base import SEARCH_ORDERS, NotApplicable
 from audiofootprint.quantization.registry import apply
 from audiofootprint.quantization.study import calibration_set, quantization_test_set
 from audiofootprint.vocoders import zoo
@@ -55,12 +60,25 @@ def timed_rounds(models: dict, mel: torch.Tensor, rounds: int, seed: int) -> dic
     return times
 
 
+def variants(schemes: list[str], calibration, orders: list[str] | None):
+    """(scheme, label, mixed-precision budget) of each variant to make: ort_mixed_int8 once per search
+    order when ``orders`` are given, labelled ``ort_mixed_int8/ORDER``."""
+    for scheme in schemes:
+        if scheme == "ort_mixed_int8" and orders and calibration.budget is not None:
+            for order in orders:
+                yield scheme, f"{scheme}/{order}", dataclasses.replace(calibration.budget, order=order)
+        else:
+            yield scheme, scheme, calibration.budget
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="hifigan_v1_ljspeech")
     parser.add_argument("--schemes", nargs="+", default=VARIANTS, help="fp32 is always first")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds")
     parser.add_argument("--profile", default="default", help="measurement and test-set budget (ci, default, paper)")
+    parser.add_argument("--mixed-orders", nargs="+", choices=list(SEARCH_ORDERS),
+                        help="one ort_mixed_int8 variant per search order (default: the params' order)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     params = compose_params(PROJECT_ROOT, [f"profile={args.profile}"])
@@ -76,13 +94,15 @@ def main() -> None:
         limits = quantization_test_set(profile, entry)
         utterances = evaluate.test_utterances(corpus, int(limits["test_utterances"]), float(limits["max_test_seconds"]))
         made, rows = {}, {}
-        for scheme in ["fp32"] + [s for s in args.schemes if s != "fp32"]:
+        for scheme, label, budget in variants(["fp32"] + [s for s in args.schemes if s != "fp32"], calibration,
+                                              args.mixed_orders):
             started = time.perf_counter()
             try:
-                variant = apply(scheme, model, calibration, setup.device)
+                variant = apply(scheme, model, dataclasses.replace(calibration, budget=budget), setup.device)
             except NotApplicable as reason:
-                print(f"{scheme}: not applicable: {reason}")
+                print(f"{label}: not applicable: {reason}")
                 continue
+            scheme = label
             made[scheme] = variant.model
             scores = evaluate.score(variant.model, utterances, METRICS, setup.seed)
             cost = evaluate.measure_on_utterance(variant.model, utterances[0], setup, profile, entry,
@@ -99,7 +119,7 @@ def main() -> None:
     base = rows["fp32"]
     print(f"\n{args.model} ({record.kind} weights), {len(utterances)} test utterances, {args.rounds} interleaved rounds "
           f"on {audio_seconds:.2f} s of audio, {setup.threads} threads")
-    header = (f"{'scheme':<27} {'engine':<11} {'MB':>6} {'smaller':>7} {'RTF':>6} {'faster':>6} {'spread':>11} "
+    header = (f"{'scheme':<30} {'engine':<11} {'MB':>6} {'smaller':>7} {'RTF':>6} {'faster':>6} {'spread':>11} "
               f"{'energy':>6} {'PESQ':>6} {'dPESQ':>6} {'dSTOI':>7} {'dMCD':>6}  goals")
     print(header + "\n" + "-" * len(header))
     for scheme, row in rows.items():
@@ -115,7 +135,7 @@ def main() -> None:
             verdict = " ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in checks.items())
         elif scheme == "ort_fp32":
             verdict = f"no slower than torch: {'met' if speedup >= 1.0 else 'MISSED'}"
-        print(f"{scheme:<27} {row['engine']:<11} {row['size'] / 1e6:6.2f} {size_ratio:6.2f}x "
+        print(f"{scheme:<30} {row['engine']:<11} {row['size'] / 1e6:6.2f} {size_ratio:6.2f}x "
               f"{statistics.median(times[scheme]) / audio_seconds:6.3f} {speedup:5.2f}x "
               f"[{quartiles[0]:4.2f},{quartiles[2]:4.2f}] {row['energy'] / base['energy']:5.2f}x {row['pesq']:6.3f} "
               f"{deltas['pesq']:+6.3f} {deltas['stoi']:+7.4f} {deltas['mcd']:+6.3f}  {verdict}")

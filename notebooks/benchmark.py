@@ -211,6 +211,57 @@ else:
     display(Markdown("No budget-trained model in this run."))
 
 # %% [markdown]
+# ## Design grids: each family from small to large
+# A grid is a set of configurations that vary one family's size (a config's `grid:` key). The
+# thesis' grid has six families in three sizes (`conf/vocoder/thesis_*.yaml`, all at 16 kHz on
+# the thesis' features); `make repro PARAMS_OVERRIDES="benchmark.models=[griffinlim_32,thesis]"`
+# runs it. For each family: how the inference energy per second of audio (median over
+# measurement windows, interquartile range in brackets) moves from its smallest size to its
+# largest, against its parameters and its GFLOPs. Quality enters only for members whose
+# quality is a finding (converged weights); a grid trained here under the profile's budget is
+# costed, not ranked.
+
+# %%
+grids = summary.get("grids", {})
+if not grids:
+    display(Markdown("No design grid in this run. The thesis' grid runs with "
+                     "`make repro PARAMS_OVERRIDES=\"benchmark.models=[griffinlim_32,thesis]\"`."))
+for grid_name, grid in grids.items():
+    members = ok[ok["grid"] == grid_name]
+    cell = members.apply(lambda row: f"{row['energy_j_per_audio_s']:.3g} [{row['energy_q1']:.3g}, "
+                                     f"{row['energy_q3']:.3g}]", axis=1)
+    by_size = members.assign(cell=cell).pivot(index="family", columns="grid_size", values=["cell", "params",
+                                                                                           "real_time_factor"])
+    display(Markdown(f"### Grid `{grid_name}`: energy per second of audio (J), parameters and real-time factor"))
+    display(by_size.reindex(columns=grid["sizes"], level=1))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    for index, (family, rows) in enumerate(members.groupby("family")):
+        rows = rows.set_index("grid_size").reindex([size for size in grid["sizes"] if size in set(rows["grid_size"])])
+        for ax, x in zip(axes, ("params", "gflops_per_audio_s")):
+            ax.errorbar(rows[x], rows["energy_j_per_audio_s"], yerr=[rows["energy_j_per_audio_s"] - rows["energy_q1"],
+                        rows["energy_q3"] - rows["energy_j_per_audio_s"]], fmt="-o", color=f"C{index}", label=family,
+                        capsize=2)
+            for size, row in rows.iterrows():
+                ax.annotate(size[0].upper(), (row[x], row["energy_j_per_audio_s"]), textcoords="offset points",
+                            xytext=(4, 2), fontsize=8, color=f"C{index}")
+    axes[0].set(xscale="log", yscale="log", xlabel="parameters (log)", ylabel="energy per second of audio (J, log)",
+                title=f"grid {grid_name}: energy by size (S, M, L), IQR over windows")
+    axes[1].set(xscale="log", xlabel="GFLOPs per second of audio (log)", title="against compute")
+    axes[0].legend(fontsize=8)
+    fig.savefig(figures / f"grid_{grid_name}.png", **SAVE)
+    plt.show()
+    lines = [f"- **{family}**: from {f['smallest']} to {f['largest']}, energy x{f['energy_largest_over_smallest']:.3g} "
+             f"for x{f['params_largest_over_smallest']:.3g} parameters"
+             + ("" if f["energy_order_follows_params"] else " (its energy does not rise with its parameters)")
+             for family, f in grid["families"].items()]
+    lines.append(f"- Quality: {grid['quality_note']}"
+                 + (f"; measured-quality front over the grid: **{', '.join(grid['pareto_inference'])}**"
+                    if grid["pareto_inference"] else "") + ".")
+    if grid["failed"]:
+        lines.append(f"- Failed (see above): {', '.join(grid['failed'])}.")
+    display(Markdown("\n".join(lines)))
+
+# %% [markdown]
 # ## Training to the recipe on this machine, beside the published runs
 # Stage `recipe_cost` (`src/audiofootprint/training/recipe_cost.py`) runs training steps of each
 # selected model at its recipe's batch size and crop length on this machine, after warm-up, and

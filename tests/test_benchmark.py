@@ -1,6 +1,7 @@
 """Benchmark computations: mel adaptation, efficiency by hand, the summary over models."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -34,8 +35,10 @@ def test_efficiency_by_hand():
         efficiency(table, "pesq", 2.0, 2.0)
 
 
-def _fake_model(root, name, energy, pesq, training_kwh, q1=None, q3=None, kind="recipe", published_run=None):
-    """metrics.json of one benchmarked model; ``kind`` as evaluate.quality_status gives it."""
+def _fake_model(root, name, energy, pesq, training_kwh, q1=None, q3=None, kind="recipe", published_run=None,
+                **fields):
+    """metrics.json of one benchmarked model; ``kind`` as evaluate.quality_status gives it; ``fields``
+    replace the record's own (family, params...)."""
     status = {"kind": kind, "converged": kind != "budget", "steps": 10, "recipe_steps": 10 if kind == "recipe" else 1000}
     if kind == "budget":
         status["label"] = "after 10 steps of the recipe's 1,000"
@@ -43,8 +46,8 @@ def _fake_model(root, name, energy, pesq, training_kwh, q1=None, q3=None, kind="
                 "objective": {"pretrained": "pretrained", "training-free": "none"}.get(kind, "hifigan")}
     if published_run:
         training["published_training"] = {"run": published_run, "note": "the run that made them"}
-    measured_metrics(name, energy, pesq, q1=q1, q3=q3, status=status, training=training).write(
-        root / "results/benchmark" / name / "metrics.json")
+    record = measured_metrics(name, energy, pesq, q1=q1, q3=q3, status=status, training=training)
+    dataclasses.replace(record, **fields).write(root / "results/benchmark" / name / "metrics.json")
 
 
 @pytest.fixture
@@ -157,3 +160,45 @@ def test_published_mos_front_and_ranking_by_hand(project):
     assert metrics["ranking_published_mos"] == ["melgan", "hifigan_v3", "griffinlim_60"]
     assert metrics["most_efficient_published_mos"] == "melgan"
     assert metrics["published_mos_floor"] == {"model": "griffinlim_60", "mos_gap": -2.0}
+
+
+def test_a_grid_is_summarised_family_by_family_from_small_to_large(project):
+    """The thesis' grid (two of its families here, their real parameter counts, energies made up):
+    sizes ordered by their parameters, each family's growth from smallest to largest by hand, and
+    quality only where it is a finding."""
+    grid = {("hifigan", "small"): (1_464_322, 2.0), ("hifigan", "medium"): (928_514, 1.0),
+            ("hifigan", "large"): (13_936_130, 8.0), ("melgan", "small"): (1_030_786, 1.0),
+            ("melgan", "medium"): (4_266_050, 3.0), ("melgan", "large"): (18_214_658, 2.0)}
+    names = [f"thesis_{family}_{size}" for family, size in grid]
+    params = compose_params(project, [f"benchmark.models=[griffinlim_32,{','.join(names)}]", "benchmark.metrics=[pesq]"])
+    _fake_model(project, "griffinlim_32", energy=0.1, pesq=1.5, training_kwh=0.0, kind="training-free")
+    for (family, size), (count, energy) in grid.items():
+        kind = "recipe" if (family, size) == ("melgan", "large") else "budget"
+        _fake_model(project, f"thesis_{family}_{size}", energy=energy, pesq=2.0, training_kwh=0.001, kind=kind,
+                    family=family, params=count)
+    atomic.write_json(project / "results/recordings/metrics.json", {"pesq": {"mean": 4.5, "ci95": 0.0, "n": 2}})
+    thesis = summarise(project, params)["grids"]["thesis"]
+    # median parameters per size over the families: small 1.25M, medium 2.60M, large 16.1M
+    assert thesis["sizes"] == ["small", "medium", "large"]
+    assert thesis["members"] == sorted(names) and thesis["failed"] == []
+    hifigan, melgan = thesis["families"]["hifigan"], thesis["families"]["melgan"]
+    assert (hifigan["smallest"], hifigan["largest"]) == ("small", "large")
+    assert hifigan["energy_largest_over_smallest"] == 4.0
+    assert hifigan["params_largest_over_smallest"] == pytest.approx(13_936_130 / 1_464_322, abs=1e-4)
+    assert hifigan["energy_order_follows_params"]  # medium (the narrowest) 1 J, small 2 J, large 8 J
+    assert melgan["energy_largest_over_smallest"] == 2.0 and not melgan["energy_order_follows_params"]
+    assert hifigan["by_size"]["medium"]["energy_j_per_audio_s"] == 1.0
+    # a budget-trained member's quality is not a finding; the converged one's is, and makes the front
+    assert hifigan["by_size"]["large"]["pesq"] is None and melgan["by_size"]["large"]["pesq"] == 2.0
+    assert thesis["converged"] == thesis["pareto_inference"] == ["thesis_melgan_large"]
+    table = pd.read_csv(project / "results/benchmark_summary/models.csv").set_index("model")
+    assert table.loc["thesis_hifigan_medium", ["grid", "grid_size"]].tolist() == ["thesis", "medium"]
+    assert table.loc["griffinlim_32", ["grid", "grid_size"]].isna().all()
+
+
+def test_a_run_without_a_grid_has_no_grid_summary(project):
+    params = compose_params(project, ["benchmark.models=[griffinlim_32,hifigan_v3]", "benchmark.metrics=[pesq]"])
+    _fake_model(project, "griffinlim_32", energy=0.1, pesq=1.5, training_kwh=0.0, kind="training-free")
+    _fake_model(project, "hifigan_v3", energy=1.0, pesq=2.5, training_kwh=0.001)
+    atomic.write_json(project / "results/recordings/metrics.json", {"pesq": {"mean": 4.5, "ci95": 0.0, "n": 2}})
+    assert "grids" not in summarise(project, params)

@@ -14,7 +14,7 @@ from audiofootprint.energy.static import serialized_bytes
 from audiofootprint.engines import ExportError, OnnxVocoder, export_onnx, on_onnxruntime
 from audiofootprint.evaluate import snr_db
 from audiofootprint.quantization.base import Calibration, MixedBudget, NotApplicable
-from audiofootprint.quantization.onnx_schemes import int8_weights
+from audiofootprint.quantization.onnx_schemes import int8_weights, op_macs
 from audiofootprint.quantization.registry import SCHEMES, apply
 from audiofootprint.quantization.schemes import storage_bytes
 from audiofootprint.vocoders.base import Vocoder, parameter_count
@@ -161,6 +161,49 @@ def test_mixed_precision_keeps_the_sensitive_layer_in_float():
     assert snr_to(model, made.model, calibration.mels[0]) > 10  # the full int8 graph: about 3.7 dB
 
 
+class Upsampler(Vocoder):
+    """A transposed convolution (x8) then a convolution, as HiFi-GAN's first stage."""
+
+    def __init__(self):
+        super().__init__(mel={**MEL, "hop_length": 8})
+        self.up = nn.ConvTranspose1d(80, 8, 16, stride=8, padding=4)
+        self.out = nn.Conv1d(8, 1, 7, padding=3)
+        self.feature_convention = "hifigan"
+
+    def forward(self, mel):
+        return torch.tanh(self.out(self.up(mel))).reshape(mel.shape[0], -1)
+
+
+def test_multiply_accumulates_of_each_weighted_op_by_hand(tmp_path):
+    frames = 64
+    for model, expected in [
+        (Sensitive(), {"/first/Conv": 16 * frames * 80 * 3, "/sensitive/Conv": 16 * frames * 17 * 3,
+                       "/last/Conv": 256 * frames * 16}),
+        # ConvTranspose: every input element meets out-channels x kernel weights; the conv runs at 8x the rate
+        (Upsampler(), {"/up/ConvTranspose": 80 * frames * 8 * 16, "/out/Conv": 1 * 8 * frames * 8 * 7}),
+        (Dense(), {"/proj/MatMul": frames * 80 * 256}),
+    ]:
+        path = tmp_path / f"{type(model).__name__}.onnx"
+        path.write_bytes(export_onnx(model.eval(), torch.randn(1, 80, 20)))  # exported at another length
+        assert op_macs(path, frames) == expected
+
+
+def test_mixed_precision_ordered_by_damage_per_multiply_accumulate():
+    model = Sensitive().eval()
+    calibration = mels(model, count=3, frames=64)
+    with torch.inference_mode():
+        waves = [model(mel)[0] for mel in calibration.mels]
+    budget = MixedBudget(metric="mrstft", max_drop=0.5, search_utterances=2, damage_seconds=0.5, grid=3,
+                         order="damage_per_mac")
+    made = apply("ort_mixed_int8", model, Calibration(calibration.mels, waves, budget))
+    search = made.details["mixed_precision"]
+    per_gmac = [row["mrstft_per_gmac"] for row in search["damage"]]
+    assert per_gmac == sorted(per_gmac) and search["order"][-1] == "/sensitive/Conv"
+    frames = round(0.5 * 16000 / 256)  # damage_seconds of mel
+    assert {row["op"]: row["macs"] for row in search["damage"]}["/last/Conv"] == 256 * frames * 16
+    assert search["chosen_ops"] == 2 and "per multiply-accumulate" in search["budget"]
+
+
 def test_mixed_precision_needs_a_budget_and_the_recordings():
     model = small_hifigan()
     with pytest.raises(ValueError, match="quantize.mixed_precision"):
@@ -171,6 +214,8 @@ def test_mixed_precision_needs_a_budget_and_the_recordings():
         MixedBudget(metric="loudness")
     with pytest.raises(ValueError, match="method 'kl'"):
         MixedBudget(method="kl")
+    with pytest.raises(ValueError, match="order 'random' is not one of damage, damage_per_mac"):
+        MixedBudget(order="random")
 
 
 class Noisy(Vocoder):

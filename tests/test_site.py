@@ -351,3 +351,31 @@ def test_site_stage_ends_the_whole_pipeline(chromium, benchmarked, tmp_path):
         assert "Not run" not in html.sections[study.key]
     second = run(["dvc", "repro", "site"], project)
     assert "Running stage" not in second.stdout
+
+
+def test_grids_and_training_to_the_recipe_are_told_on_the_page(tree):
+    metrics_path = tree / "results/benchmark_summary/metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["grids"] = {"thesis": {
+        "sizes": ["small", "medium", "large"], "members": ["a", "b", "c", "d"],
+        "quality_note": "0 of 4 measured members converged",
+        "families": {"MelGAN": {"energy_largest_over_smallest": 4.25}, "HiFi-GAN": {"energy_largest_over_smallest": 9.0}}}}
+    write_json(metrics_path, metrics)
+    blank = dict.fromkeys(("recipe_steps", "recipe_days", "recipe_kwh", "cap_steps", "cap_kwh", "seconds_per_step",
+                           "joules_per_step"), "")
+    write_csv(tree / "results/recipe_cost/costs.csv", [
+        {"model": "alpha", "status": "ok", **blank, "recipe_steps": "2500000", "recipe_days": "1559.9",
+         "recipe_kwh": "662.79", "label": "extrapolated from 3 measured steps (estimate)"},
+        {"model": "beta", "status": "ok", **blank, "cap_steps": "12000", "cap_kwh": "8.04",
+         "label": "extrapolated from 3 measured steps (estimate)"},
+        {"model": "gamma", "status": "ok", **blank, "seconds_per_step": "1.5", "joules_per_step": "30",
+         "label": "per-step cost from 3 measured steps (estimate)"},
+        {"model": "delta", "status": "failed", **blank, "label": "recipe_cost failed (OutOfMemoryError: CUDA)"}])
+    benchmark = Page(build(tree)).sections["benchmark"]
+    assert ("Grid thesis (4 members; sizes small, medium, large): inference energy from the smallest size to the "
+            "largest: HiFi-GAN x9, MelGAN x4.25; 0 of 4 measured members converged.") in benchmark
+    assert ("Training to the recipe on this machine (stage recipe_cost, an extrapolation): alpha: 2,500,000 steps "
+            "would take 1,560 days and 663 kWh (extrapolated from 3 measured steps (estimate)); beta: the thesis' "
+            "5-day cap reaches 12,000 steps for 8.0 kWh (extrapolated from 3 measured steps (estimate)); gamma: "
+            "1.5 s and 30 J per step, its recipe states no step count (per-step cost from 3 measured steps "
+            "(estimate)); delta: not measured (recipe_cost failed (OutOfMemoryError: CUDA)).") in benchmark

@@ -1,6 +1,7 @@
 """The benchmark summary (stage ``benchmark_summary``): every model's metrics in one table, Pareto
-fronts of quality against energy, their robustness to the measured spread, and the efficiency
-rankings. Writes results/benchmark_summary/{models.csv, metrics.json}.
+fronts of quality against energy, their robustness to the measured spread, the efficiency
+rankings, and each design grid's families across their sizes. Writes
+results/benchmark_summary/{models.csv, metrics.json}.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from audiofootprint import atomic, failures, quality
 from audiofootprint.pareto import front_survives_spread, pareto_mask
 from audiofootprint.paths import BENCHMARK_DIR, BENCHMARK_SUMMARY_DIR, CARBON_ESTIMATES, RECORDINGS_DIR
 from audiofootprint.records import ModelMetrics
+from audiofootprint.vocoders import zoo
 
 
 def model_table(root: str | Path, params: dict) -> pd.DataFrame:
@@ -27,7 +29,68 @@ def model_table(root: str | Path, params: dict) -> pd.DataFrame:
                          "reason": f"{path} missing: run `dvc repro benchmark@{name}`"})
             continue
         rows.append(ModelMetrics.read(path).table_row(name))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).join(grid_places(root, [row["model"] for row in rows]), on="model")
+
+
+def grid_places(root: str | Path, names: list[str]) -> pd.DataFrame:
+    """Each model's place in a design grid (its config's ``grid`` key, :class:`~audiofootprint.vocoders.zoo.GridPlace`):
+    columns ``grid`` and ``grid_size``, empty for a model outside any grid."""
+    paths = zoo.config_paths(root)
+    places = {name: zoo.load_entry(paths[name]).grid if name in paths else None for name in names}
+    return pd.DataFrame({"grid": [p.name if p else None for p in places.values()],
+                         "grid_size": [p.size if p else None for p in places.values()]}, index=list(places), dtype=object)
+
+
+def grid_summary(table: pd.DataFrame, ok: pd.DataFrame, axis: str) -> dict:
+    """Per design grid of the run: each family across its sizes (energy per second of audio with its
+    interquartile range, real-time factor, GFLOPs, parameters; the quality only where it is a finding),
+    how energy and size grow from the grid's smallest size to its largest, and the grid's
+    measured-quality front over its converged members (none when no member converged).
+
+    A grid's sizes are ordered by the median over families of their parameter counts (small,
+    medium, large for the thesis' grid), since a family may name them otherwise (the thesis'
+    "medium" HiFi-GAN is narrower than its "small").
+    """
+    direction = quality.METRICS[axis]["direction"]
+    grids = {}
+    for grid, members in table[table["grid"].notna()].groupby("grid"):
+        measured = ok[ok.index.isin(members["model"])]
+        sizes = list(measured.groupby("grid_size")["params"].median().sort_values().index)
+        families = {}
+        for family, rows in measured.groupby("family"):
+            by_size = rows.reset_index().set_index("grid_size")
+            cells = {size: _grid_cell(by_size.loc[size], axis) for size in sizes if size in by_size.index}
+            smallest, largest = list(cells)[0], list(cells)[-1]
+            first, last = cells[smallest], cells[largest]
+            families[family] = {"by_size": cells, "smallest": smallest, "largest": largest,
+                                "energy_largest_over_smallest": round(last["energy_j_per_audio_s"]
+                                                                      / first["energy_j_per_audio_s"], 4),
+                                "params_largest_over_smallest": round(last["params"] / first["params"], 4),
+                                "energy_order_follows_params": bool(
+                                    rows.sort_values("params")["energy_j_per_audio_s"].is_monotonic_increasing)}
+        converged = measured[measured["converged"]]
+        front = (converged.index[pareto_mask(converged, {"energy_j_per_audio_s": "min", axis: direction})]
+                 if len(converged) else [])
+        grids[str(grid)] = {
+            "sizes": [str(size) for size in sizes], "members": sorted(members["model"]),
+            "failed": sorted(set(members["model"]) - set(measured.index)),
+            "converged": sorted(converged.index), "pareto_inference": sorted(front),
+            "quality_note": (f"{len(converged)} of {len(measured)} measured members converged"
+                             + ("" if len(converged) else ": no member's quality is a finding, so the grid has no "
+                                "quality front; its energies are the architectures' own and compare")),
+            "families": families,
+        }
+    return grids
+
+
+def _grid_cell(row: pd.Series, axis: str) -> dict:
+    """One (family, size) of a grid: its costs, and its quality where it is a finding."""
+    cell = {"model": str(row["model"]), "params": int(row["params"]),
+            "energy_j_per_audio_s": float(row["energy_j_per_audio_s"]), "energy_q1": float(row["energy_q1"]),
+            "energy_q3": float(row["energy_q3"]), "real_time_factor": float(row["real_time_factor"]),
+            "gflops_per_audio_s": float(row["gflops_per_audio_s"]), "quality_label": str(row["quality_label"])}
+    cell[axis] = float(row[axis]) if bool(row["converged"]) else None
+    return cell
 
 
 def published_training_energy(table: pd.DataFrame, estimates_path: Path) -> pd.DataFrame:
@@ -160,6 +223,7 @@ def summarise(root: str | Path, params: dict) -> dict:
         ok[column] = ok[column].fillna(False).astype(bool)
 
     mos_metrics = _published_mos_front(ok, params, root)
+    grids = grid_summary(table, ok, axis)
 
     table = table.set_index("model")
     for column in ok.columns.difference(table.columns):
@@ -180,6 +244,7 @@ def summarise(root: str | Path, params: dict) -> dict:
             headline["rank_by_efficiency"], method="spearman")), 4) if len(headline) > 2 else None),
         "budget_trained": {str(name): str(budget.loc[name, "quality_label"]) for name in sorted(budget.index)},
         **mos_metrics,
+        **({"grids": grids} if grids else {}),
         "failed": sorted(table.index[table["status"] != "ok"]),
         "failed_reasons": {name: str(table.loc[name, "reason"]) for name in sorted(table.index[table["status"] != "ok"])},
         # every model is a point of both fronts: energies measured on different hardware do not compare

@@ -78,7 +78,7 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           per="model"),
     Stage("benchmark_summary", ("audiofootprint.benchmark_summary",),
           _src("benchmark_summary.py", "atomic.py", "carbon.py", "data.py", "failures.py", "pareto.py", "paths.py",
-               "quality.py", "records.py", "survey.py"), ("benchmark", "carbon.published_mos")),
+               "quality.py", "records.py", "survey.py", "features.py", "vocoders"), ("benchmark", "carbon.published_mos")),
     Stage("benchmark_report", ("notebooks/benchmark.py", "audiofootprint.report"), _src(*_REPORT, "quality.py"),
           ("carbon.recipe_runs",)),
     Stage("quantize", ("audiofootprint.quantization.study",),

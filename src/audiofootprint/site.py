@@ -20,7 +20,7 @@ from urllib.parse import quote
 from audiofootprint import atomic
 from audiofootprint.energy.tracker import method_kind
 from audiofootprint.paths import (BENCHMARK_DIR, BENCHMARK_SUMMARY_DIR, CARBON_DIR, MODEL_REPORTS_DIR, MODELS_CSV,
-                                  QUANTIZE_SUMMARY_DIR, REPORTS_DIR, SITE, SURVEY_DIR, VARIANTS_CSV)
+                                  QUANTIZE_SUMMARY_DIR, RECIPE_COST_CSV, REPORTS_DIR, SITE, SURVEY_DIR, VARIANTS_CSV)
 from audiofootprint.records import ModelMetrics
 CARBON_METHOD = ("estimate from the hardware and training time each paper reports, under low, central and high "
                  "scenarios of utilisation, data-centre PUE and grid carbon intensity (conf/carbon/default.yaml); "
@@ -159,7 +159,8 @@ def headline(study: Study, metrics: dict, path: Path, axis: str) -> str:
                 + (f"Published-MOS front: {', '.join(mos_front)}; most efficient by published MOS: "
                    f"{metrics.get('most_efficient_published_mos', 'none')}. " if mos_front else "")
                 + (f"{len(budget)} budget-trained models costed, not ranked by quality. " if budget else "")
-                + f"Failed: {', '.join(failed) if failed else 'none'}.")
+                + f"Failed: {', '.join(failed) if failed else 'none'}."
+                + "".join(f" {grid_sentence(name, grid)}" for name, grid in (metrics.get("grids") or {}).items()))
     # quantization is newer: its summary is read defensively, key by key
     labels = (("size_ratio_median", "x smaller"), ("speedup_median", "x faster"), ("energy_ratio_median", "x the energy"))
     schemes = [f"{scheme} " + ", ".join(f"{number(s[key], '.3g')}{label}" for key, label in labels if key in s)
@@ -173,6 +174,41 @@ def headline(study: Study, metrics: dict, path: Path, axis: str) -> str:
     return (f"{number(metrics.get('variants_measured'))} variants measured; medians against "
             f"{metrics.get('baseline', 'the baseline')}: {'; '.join(schemes)}."
             + (f" Mixed precision chosen by measurement: {'; '.join(mixed)}." if mixed else ""))
+
+
+def grid_sentence(name: str, grid: dict) -> str:
+    """How a design grid's families grow in inference energy from their smallest size to their largest."""
+    growth = ", ".join(f"{family} x{number(f.get('energy_largest_over_smallest'), '.3g')}"
+                       for family, f in sorted((grid.get("families") or {}).items()))
+    return (f"Grid {name} ({len(grid.get('members', []))} members; sizes {', '.join(grid.get('sizes', []))}): inference "
+            f"energy from the smallest size to the largest: {growth or 'no family measured'}; "
+            f"{grid.get('quality_note', '')}.")
+
+
+def recipe_cost_sentence(root: Path) -> str:
+    """What training each measured model to its recipe would cost on this machine
+    (results/recipe_cost/costs.csv), or "" when that stage measured nothing."""
+    path = root / RECIPE_COST_CSV
+    if not path.is_file():
+        return ""
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    parts = []
+    for row in rows:
+        if row["status"] != "ok":
+            parts.append(f"{row['model']}: not measured ({row['label']})")
+        elif row["recipe_kwh"]:
+            parts.append(f"{row['model']}: {float(row['recipe_steps']):,.0f} steps would take "
+                         f"{float(row['recipe_days']):,.0f} days and {float(row['recipe_kwh']):,.0f} kWh "
+                         f"({row['label']})")
+        elif row["cap_kwh"]:
+            parts.append(f"{row['model']}: the thesis' 5-day cap reaches {float(row['cap_steps']):,.0f} steps for "
+                         f"{float(row['cap_kwh']):,.1f} kWh ({row['label']})")
+        else:
+            parts.append(f"{row['model']}: {float(row['seconds_per_step']):.3g} s and {float(row['joules_per_step']):.3g} J "
+                         f"per step, its recipe states no step count ({row['label']})")
+    return ("Training to the recipe on this machine (stage recipe_cost, an extrapolation): " + "; ".join(parts) + "."
+            if parts else "")
 
 
 def summary_rows(root: Path) -> dict[str, dict]:
@@ -357,6 +393,9 @@ def render_study(root: Path, study: Study, params: dict, models: list[Model]) ->
         sentence = headline(study, metrics, path, axis)
         if sentence:
             parts.append(f'<p class="headline">{escape(sentence)}</p>')
+        recipe = recipe_cost_sentence(root) if study.key == "benchmark" else ""
+        if recipe:
+            parts.append(f"<p>{escape(recipe)}</p>")
         source = energy_source(root, study)
         parts += [source] if source else []
         table = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in flatten(metrics))

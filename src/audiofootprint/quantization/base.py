@@ -28,6 +28,11 @@ class Quantized:
     details: dict = field(default_factory=dict)
 
 
+#: How a mixed-precision search orders the ops it quantizes.
+SEARCH_ORDERS = {"damage": "by increasing damage",
+                 "damage_per_mac": "by increasing damage per multiply-accumulate moved to int8"}
+
+
 @dataclass(frozen=True)
 class MixedBudget:
     """How much quality a mixed-precision search may give up, and how it searches
@@ -38,6 +43,8 @@ class MixedBudget:
     score is at most ``max_drop`` worse than the float32 model's. Each op's damage is measured on the
     first ``damage_seconds`` of those utterances; ``grid`` evenly spaced counts of quantized ops are
     tried before bisecting; ``method`` is the activation calibration (minmax, entropy, percentile).
+    ``order`` is the order in which ops are quantized (:data:`SEARCH_ORDERS`): by increasing damage,
+    or by increasing damage per multiply-accumulate (the compute an op moves to int8).
     """
 
     metric: str = "pesq"
@@ -46,6 +53,7 @@ class MixedBudget:
     damage_seconds: float = 0.5
     grid: int = 8
     method: str = "minmax"
+    order: str = "damage"
 
     def __post_init__(self):
         if self.metric not in quality.METRICS:
@@ -58,6 +66,8 @@ class MixedBudget:
             raise ValueError(f"quantize.mixed_precision.damage_seconds must be above 0, not {self.damage_seconds!r}")
         if self.method not in CALIBRATION_METHODS:
             raise ValueError(f"quantize.mixed_precision.method {self.method!r} is not one of {', '.join(CALIBRATION_METHODS)}")
+        if self.order not in SEARCH_ORDERS:
+            raise ValueError(f"quantize.mixed_precision.order {self.order!r} is not one of {', '.join(SEARCH_ORDERS)}")
 
     def allows(self, delta: float) -> bool:
         """Whether a change of the metric (variant - float32) is within the budget."""
@@ -66,7 +76,7 @@ class MixedBudget:
 
     def describe(self) -> str:
         return (f"{self.metric} at most {self.max_drop:g} worse than float32 on {self.search_utterances} "
-                f"training utterances")
+                f"training utterances, ops taken {SEARCH_ORDERS[self.order]}")
 
 
 @dataclass(frozen=True)

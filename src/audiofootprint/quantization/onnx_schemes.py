@@ -12,7 +12,8 @@ own tools (``onnxruntime.quantization``), and run by ONNX Runtime (:class:`~audi
   weighted ops (Conv, ConvTranspose, MatMul, Gemm) are quantized, the rest stays float.
 * ``ort_mixed_int8``: mixed precision found by measurement (:func:`mixed_precision_search`): each
   weighted op quantized alone and its damage measured, then ops quantized in order of increasing
-  damage for as long as the quality budget (:class:`~audiofootprint.quantization.schemes.MixedBudget`) holds.
+  damage (or damage per multiply-accumulate) for as long as the quality budget
+  (:class:`~audiofootprint.quantization.base.MixedBudget`) holds.
 
 uint8 activations with int8 weights (U8S8) are what ONNX Runtime's x86 int8 kernels are fastest
 with; on a CPU with AVX2 but no VNNI they can saturate, which the quality measurement would show.
@@ -253,6 +254,43 @@ def int8_weights(source: Path, target: Path) -> int:
 # --------------------------------------------------------------------------- mixed precision
 
 
+def op_macs(path: Path, frames: int) -> dict[str, int]:
+    """Multiply-accumulates of each weighted op of the graph at ``path`` on one mel of ``frames``
+    frames, from ONNX's shape inference with the input's free dimensions fixed (the last to
+    ``frames``, the others to 1). Conv: output elements x weight elements per output channel;
+    ConvTranspose: input elements x weight elements per input channel; MatMul and Gemm: input
+    elements x output columns."""
+    from onnx import shape_inference
+
+    model = onnx.load(str(path))
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        for position, dim in enumerate(dims):
+            if not dim.HasField("dim_value"):
+                dim.dim_value = frames if position == len(dims) - 1 else 1
+    inferred = shape_inference.infer_shapes(model, data_prop=True).graph
+    shapes = {value.name: [dim.dim_value if dim.HasField("dim_value") else 0 for dim in value.type.tensor_type.shape.dim]
+              for value in (*inferred.input, *inferred.value_info, *inferred.output)}
+    shapes |= {tensor.name: list(tensor.dims) for tensor in model.graph.initializer}
+    macs = {}
+    for node in inferred.node:
+        if node.op_type not in WEIGHTED_OPS:
+            continue
+        data, weight = (shapes.get(name, []) for name in node.input[:2])
+        if not data or not weight or 0 in data + weight:
+            raise ValueError(f"{path.name}: the shapes of {node.name} ({node.op_type}) are not known after ONNX shape "
+                             "inference; order the mixed-precision search by damage (quantize.mixed_precision.order)")
+        if node.op_type == "Conv":
+            macs[node.name] = int(np.prod(shapes[node.output[0]])) * int(np.prod(weight[1:]))
+        elif node.op_type == "ConvTranspose":
+            macs[node.name] = int(np.prod(data)) * int(np.prod(weight[1:]))
+        else:
+            transposed = node.op_type == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute)
+            macs[node.name] = int(np.prod(data)) * (weight[0] if transposed else weight[-1])
+    return macs
+
+
+
 def ort_mixed_int8(model: Vocoder, calibration: Calibration, device: str) -> Quantized:
     """Mixed precision: the least damaging weighted ops in int8, within the calibration's quality budget."""
     budget = calibration.budget
@@ -278,7 +316,9 @@ def mixed_precision_search(graphs: _Graphs, calibration: Calibration, budget: Mi
     that order, stay within ``budget``.
 
     Damage of one op: its int8 graph's mean multi-resolution STFT distance to the float32 graph's
-    output on the first ``budget.damage_seconds`` of the search mels (SNR beside it); ops are taken by increasing distance. Along that
+    output on the first ``budget.damage_seconds`` of the search mels (SNR beside it); ops are taken by
+    increasing distance, or by increasing distance per multiply-accumulate (:func:`op_macs`) when
+    ``budget.order`` says so: the ops that move most compute to int8 for least damage first. Along that
     order the quality (``budget.metric`` against the recordings, on the search utterances) is
     measured at evenly spaced counts, then bisected between the last count within budget and the
     first beyond it. Returns the damage table, the curve (ops quantized -> size, time of one call,
@@ -299,7 +339,14 @@ def mixed_precision_search(graphs: _Graphs, calibration: Calibration, budget: Mi
                        "mrstft_to_fp32": float(np.mean([quality.mrstft(f, o, rate) for f, o in zip(float_outputs, outputs)])),
                        "snr_to_fp32_db": float(np.mean([snr_db(f.astype(np.float64), o.astype(np.float64))
                                                         for f, o in zip(float_outputs, outputs)]))})
-    damage.sort(key=lambda row: (row["mrstft_to_fp32"], -row["snr_to_fp32_db"]))
+    if budget.order == "damage_per_mac":
+        macs = op_macs(graphs.fp32, frames)
+        for row in damage:
+            row["macs"] = macs[row["op"]]
+            row["mrstft_per_gmac"] = row["mrstft_to_fp32"] / (macs[row["op"]] / 1e9)
+        damage.sort(key=lambda row: row["mrstft_per_gmac"])
+    else:
+        damage.sort(key=lambda row: (row["mrstft_to_fp32"], -row["snr_to_fp32_db"]))
     order = [row["op"] for row in damage]
     reference = _quality(graphs.fp32_runner, search, budget.metric, rate)
     curve: dict[int, dict] = {}

@@ -14,8 +14,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import torch
-
 from audiofootprint import atomic, audio, evaluate, runtime
 from audiofootprint.corpus import iter_utterances
 from audiofootprint.energy.static import serialized_bytes
