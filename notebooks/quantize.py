@@ -58,6 +58,10 @@ damage = pd.read_csv(root / MIXED_PRECISION_DAMAGE_CSV)
 measurements = [*sorted((root / "results/quantize").glob("*/*/variant/measurement.json")),
                 *sorted((root / "results/benchmark").glob("*/measurement.json"))]
 first = json.loads(measurements[0].read_text())["measurement"]
+if not summary["models"]:
+    display(Markdown("**No model was selected for quantization in this run** (`quantize.models` is empty: the "
+                     "default takes the benchmarked models with pretrained weights, and this run benchmarks none). "
+                     "The tables below are empty."))
 display(Markdown(
     f"Profile **{params['profile']['name']}**; measured on {first['hardware']['cpu_model']} "
     f"({first['hardware']['cpu_count']:g} cores, GPU: {first['hardware']['gpu_model'] or 'none'}), "
@@ -206,7 +210,7 @@ for number, scheme in enumerate(settings["schemes"]):
     part = ok[ok["scheme"] == scheme]
     if len(part):
         ax.scatter(part["energy_j_per_audio_s"], part[axis], s=22, color=f"C{number}", label=scheme, zorder=3)
-front = ok[ok["pareto_inference"]]
+front = ok[ok["pareto_inference"].astype(bool)]
 ax.scatter(front["energy_j_per_audio_s"], front[axis], s=110, facecolors="none", edgecolors="C3", lw=1.5,
            label="front (this study)", zorder=4)
 ax.set_xscale("log")
@@ -231,8 +235,8 @@ display(fit.set_index(["model", "scheme"]).round(2))
 smallest = devices.sort_values("ram_bytes")
 lines = []
 for _, device in smallest.iterrows():
-    chosen = fit[fit[device["device"]]]
-    realtime = chosen[chosen["real_time_here"]]
+    chosen = fit[fit[device["device"]].astype(bool)]
+    realtime = chosen[chosen["real_time_here"].astype(bool)]
     lines.append(f"- **{device['device']}** ({device['ram_bytes'] / 2**20:,.2f} MiB): {len(chosen)} of {len(fit)} "
                  f"variants fit; {len(realtime)} of them are also real-time on this CPU"
                  + (f" (e.g. {', '.join((realtime['model'] + '/' + realtime['scheme']).head(4))})" if len(realtime) else ""))

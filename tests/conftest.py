@@ -109,6 +109,7 @@ def measured_metrics(name: str, energy: float, pesq: float, *, trained_by: str |
 
 #: What a temporary copy of the compendium needs to run its pipeline.
 PROJECT_FILES = ["conf", "data", "notebooks", "src", "vocoders", "dvc.yaml", "params.yaml", ".dvc/config",
+                 "results/quantize/README.md",
                  ".dvcignore"]
 #: The models of the `benchmarked` pipeline run.
 BENCHMARK_MODELS = ["griffinlim_32", "hifigan_v1_ljspeech", "hifigan_v3", "melgan"]

@@ -38,7 +38,10 @@ def load_devices(path: str | Path) -> pd.DataFrame:
 def feasibility(table: pd.DataFrame, devices: pd.DataFrame) -> pd.DataFrame:
     """Which measured variants fit each device's RAM: weights at rest plus the peak memory one call
     of about the measured audio length added (measured here), against the device's total RAM."""
+    columns = ["model", "scheme", "footprint_mb", "weights_mb", "real_time_here", *devices["device"]]
     ok = table[table["status"] == "ok"].copy()
+    if ok.empty:  # no model quantized in this run
+        return pd.DataFrame(columns=columns)
     ok["footprint_bytes"] = ok["weight_bytes"] + ok["peak_memory_bytes"].fillna(0)
     rows = []
     for _, variant in ok.iterrows():
@@ -48,5 +51,4 @@ def feasibility(table: pd.DataFrame, devices: pd.DataFrame) -> pd.DataFrame:
         for _, device in devices.iterrows():
             row[device["device"]] = bool(variant["footprint_bytes"] <= device["ram_bytes"])
         rows.append(row)
-    columns = ["model", "scheme", "footprint_mb", "weights_mb", "real_time_here", *devices["device"]]
     return pd.DataFrame(rows, columns=columns)

@@ -24,7 +24,8 @@ from audiofootprint.records import VariantMetrics
 
 
 def variant_table(root: str | Path, params: dict) -> pd.DataFrame:
-    """One row per (model, scheme) of params.yaml, from each variant's metrics.json."""
+    """One row per (model, scheme) of params.yaml, from each variant's metrics.json (no row when
+    ``quantize.models`` is empty, as in a run of a grid without pretrained models)."""
     root = Path(root)
     rows = []
     for name in params["quantize"]["models"]:
@@ -34,7 +35,7 @@ def variant_table(root: str | Path, params: dict) -> pd.DataFrame:
                 rows.append({"model": name, "scheme": scheme, "status": "missing", "reason": f"{path} missing"})
                 continue
             rows.append(VariantMetrics.read(path).table_row())
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=None if rows else ["model", "scheme", "status", "reason"])
 
 
 def against_baseline(table: pd.DataFrame, baseline: str, axis: str) -> pd.DataFrame:
@@ -88,7 +89,7 @@ def summarise(root: str | Path, params: dict) -> dict:
     atomic.write_csv(root / MIXED_PRECISION_DAMAGE_CSV, curves["damage"])
     skipped = table[table["status"] == "not_applicable"]
     metrics = {
-        "quality_axis": axis, "baseline": settings["baseline"],
+        "quality_axis": axis, "baseline": settings["baseline"], "models": list(settings["models"]),
         "variants_measured": int(ok.sum()),
         "not_applicable": {f"{r.model}/{r.scheme}": r.reason for r in skipped.itertuples()},
         "failed": {f"{r.model}/{r.scheme}": r.reason for r in table[table["status"] == "failed"].itertuples()},
