@@ -149,7 +149,8 @@ def test_mixed_precision_keeps_the_sensitive_layer_in_float():
     calibration = mels(model, count=3, frames=64)
     with torch.inference_mode():  # the "recordings": the float model's own output
         waves = [model(mel)[0] for mel in calibration.mels]
-    budget = MixedBudget(metric="mrstft", max_drop=0.5, search_utterances=2, damage_seconds=0.5, grid=3)
+    budget = MixedBudget(metric="mrstft", max_drop=0.5, search_utterances=2, damage_seconds=0.5, grid=3,
+                         order="damage")
     made = apply("ort_mixed_int8", model, Calibration(calibration.mels, waves, budget))
     search = made.details["mixed_precision"]
     assert [row["op"] for row in search["damage"]][-1] == "/sensitive/Conv"  # the most damaging alone

@@ -53,7 +53,7 @@ class MixedBudget:
     damage_seconds: float = 0.5
     grid: int = 8
     method: str = "minmax"
-    order: str = "damage"
+    order: str = "damage_per_mac"
 
     def __post_init__(self):
         if self.metric not in quality.METRICS:
