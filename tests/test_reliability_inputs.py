@@ -68,7 +68,7 @@ def base(tmp_path_factory) -> Path:
     for config in (project / "conf/vocoder").glob("*.yaml"):
         if config.stem not in MODELS:
             config.unlink()
-    shutil.copytree(ROOT / "results" / "quantize", project / "results" / "quantize")
+    shutil.copytree(ROOT / "results" / "quantize", project / "results" / "quantize", dirs_exist_ok=True)
     source = good_recordings(tmp_path_factory.mktemp("recordings"))
     for argv in (["params", "--write", f"corpus.source_dir={source}"], ["survey"], ["training-carbon"], ["corpus"],
                  ["quantize", "summary"]):

@@ -34,8 +34,11 @@ def model_table(root: str | Path, params: dict) -> pd.DataFrame:
 
 def grid_places(root: str | Path, names: list[str]) -> pd.DataFrame:
     """Each model's place in a design grid (its config's ``grid`` key, :class:`~audiofootprint.vocoders.zoo.GridPlace`):
-    columns ``grid`` and ``grid_size``, empty for a model outside any grid."""
-    paths = zoo.config_paths(root)
+    columns ``grid`` and ``grid_size``, empty for a model outside any grid (or without a config here)."""
+    try:
+        paths = zoo.config_paths(root)
+    except FileNotFoundError:  # a results tree without its conf/ (a copy of results, a test's tree)
+        paths = {}
     places = {name: zoo.load_entry(paths[name]).grid if name in paths else None for name in names}
     return pd.DataFrame({"grid": [p.name if p else None for p in places.values()],
                          "grid_size": [p.size if p else None for p in places.values()]}, index=list(places), dtype=object)
