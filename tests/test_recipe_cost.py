@@ -102,28 +102,44 @@ def test_recipe_cost_refuses_what_it_cannot_measure(name, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_memory_ceiling_turns_an_oversized_allocation_into_an_error_and_is_lifted(monkeypatch):
+    """With 256 MiB available, a 1 GiB tensor fails as torch's RuntimeError (not a kill); the address
+    space limit in force before comes back on leaving."""
+    import resource
+
+    from audiofootprint import runtime
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    monkeypatch.setattr(runtime, "available_memory_bytes", lambda: 256 * 2**20)
+    with runtime.memory_ceiling() as cap:
+        assert resource.getrlimit(resource.RLIMIT_AS)[0] == cap
+        with pytest.raises(RuntimeError, match="can't allocate memory"):
+            torch.empty(2**30, dtype=torch.uint8)
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
+    assert torch.empty(2**30, dtype=torch.uint8).numel() == 2**30
+
+
 def test_a_model_whose_steps_fail_is_recorded_and_the_others_measured(corpus, tmp_path, monkeypatch):
-    """The stage over two models, the first failing as an out-of-memory step would: its record says
-    failed and why, the second is measured, costs.csv has both rows."""
+    """The stage over two models on a machine with 2 GiB available (the memory ceiling's share of
+    it): the first, at a batch that needs gigabytes, fails with torch's allocation error instead of
+    being killed, its record says failed and why; the second is measured; costs.csv has both rows."""
+    from audiofootprint import runtime
     from audiofootprint.training import recipe_stage
 
-    real = recipe_cost.measure_recipe_steps
-
-    def measure(entry, *args, **kwargs):
-        if entry.name == "hifigan_v3":
-            raise RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 40000000000 bytes")
-        return real(entry, *args, **kwargs)
-
-    monkeypatch.setattr(recipe_cost, "measure_recipe_steps", measure)
+    monkeypatch.setattr(runtime, "available_memory_bytes", lambda: 2 * 2**30)
     project = tmp_path / "project"
     (project / "conf").mkdir(parents=True)
     shutil.copytree(ROOT / "conf" / "vocoder", project / "conf" / "vocoder")
     shutil.copytree(corpus, project / "results" / "corpus")
-    section = {"objective": "melgan", "batch_size": 1, "segment_samples": 2048}
     entries = zoo.load_zoo(project)
-    small = dataclasses.replace(entries["melgan"], sections={**entries["melgan"].sections,
-                                                             "training": {**entries["melgan"].sections["training"], **section}})
-    monkeypatch.setattr(zoo, "load_zoo", lambda root: {**entries, "melgan": small})
+
+    def with_recipe(name, **section):
+        sections = entries[name].sections
+        return dataclasses.replace(entries[name], sections={**sections, "training": {**sections["training"], **section}})
+
+    recipes = {"hifigan_v3": with_recipe("hifigan_v3", batch_size=1024, segment_samples=8192),
+               "melgan": with_recipe("melgan", objective="melgan", batch_size=1, segment_samples=2048)}
+    monkeypatch.setattr(zoo, "load_zoo", lambda root: {**entries, **recipes})
     small_models = {"hifigan_v3": {"upsample_initial_channel": 16}, "melgan": {"ngf": 4, "n_residual_layers": 1}}
     monkeypatch.setattr(zoo, "build_for_corpus",
                         lambda entry, rate: zoo.build(entry, **small_models[entry.name], mel={"sample_rate": SR}))
@@ -132,7 +148,8 @@ def test_a_model_whose_steps_fail_is_recorded_and_the_others_measured(corpus, tm
               "benchmark": {"training": {}}, "corpus": {"sample_rate": SR},
               "energy": {"country_iso3": "FRA", "pue": 1.0, "output_dir": str(tmp_path / "cc")}}
     table = recipe_stage.write_results(project, params).set_index("model")
-    assert table.loc["hifigan_v3", "status"] == "failed" and "not enough memory" in table.loc["hifigan_v3", "label"]
+    assert table.loc["hifigan_v3", "status"] == "failed" and "can't allocate memory" in table.loc["hifigan_v3", "label"]
+    assert "memory ceiling" in table.loc["hifigan_v3", "label"]
     assert table.loc["melgan", "status"] == "ok" and table.loc["melgan", "seconds_per_step"] > 0
     failed = json.loads((project / "results/recipe_cost/hifigan_v3.json").read_text())
     assert failed["status"] == "failed" and failed["error_type"] == "RuntimeError"

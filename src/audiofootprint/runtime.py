@@ -1,6 +1,10 @@
-"""How every stage that runs a model sets up: seed, torch threads, device and energy tracker."""
+"""How every stage that runs a model sets up: seed, torch threads, device and energy tracker; and the
+memory ceiling under which a model too large for the machine fails as an error instead of a kill."""
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,3 +33,43 @@ def set_up(root: str | Path, params: dict) -> StageSetup:
     device = profile["device"] if (profile["device"] == "cpu" or torch.cuda.is_available()) else "cpu"
     tracker = TrackerSettings(**{**energy, "output_dir": str(Path(root) / energy["output_dir"])})
     return StageSetup(seed=seed, threads=threads, device=device, tracker=tracker)
+
+
+#: The share of the system's available memory a run under :func:`memory_ceiling` may add.
+MEMORY_SHARE = 0.9
+
+
+def available_memory_bytes() -> int | None:
+    """The memory the system can give without swapping (Linux ``MemAvailable``), or None elsewhere."""
+    try:
+        found = re.search(r"^MemAvailable:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(found.group(1)) * 1024 if found else None
+
+
+@contextmanager
+def memory_ceiling() -> Iterator[int | None]:
+    """Cap this process' address space at what it holds now plus :data:`MEMORY_SHARE` of the available
+    memory, and yield the cap in bytes (None where it cannot be set: not Linux). Under it, an
+    allocation too large for the machine fails with torch's "not enough memory" RuntimeError (or
+    MemoryError) that the caller records, where otherwise the kernel's out-of-memory killer would end
+    the whole stage (or another process). The previous limit is restored on leaving."""
+    available = available_memory_bytes()
+    try:
+        import resource
+        held = re.search(r"^VmSize:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
+    except (ImportError, OSError):
+        held = None
+    if available is None or held is None:
+        yield None
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = int(held.group(1)) * 1024 + int(MEMORY_SHARE * available)
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield cap
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

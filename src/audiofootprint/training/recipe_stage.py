@@ -7,8 +7,10 @@ steps run before measuring and the measured steps of each phase. Outputs
 (:data:`audiofootprint.paths.RECIPE_COST_DIR`): ``NAME.json`` (the measurement, the extrapolation,
 carbontracker's count and, for a grid model, the thesis' 5-day cap) and ``costs.csv`` (a row per
 model). A model whose steps fail (out of memory at the recipe's batch, a diverging step) is recorded
-with ``status: failed`` and its reason, and the others are measured. The benchmark notebook sets them beside the published runs of the same recipes
-(``carbon.recipe_runs``).
+with ``status: failed`` and its reason, and the others are measured: each model is measured under
+:func:`audiofootprint.runtime.memory_ceiling`, so a batch too large for the machine's memory fails as
+an error rather than getting the whole stage killed. The benchmark notebook sets them beside the
+published runs of the same recipes (``carbon.recipe_runs``).
 """
 from __future__ import annotations
 
@@ -103,11 +105,13 @@ def write_results(root: str | Path, params: dict) -> pd.DataFrame:
         entry = entries[name]
         model = zoo.build_for_corpus(entry, int(params["corpus"]["sample_rate"]))
         try:
-            measured = recipe_cost.measure_recipe_steps(entry, model, root / CORPUS_DIR, settings, setup.tracker,
-                                                        setup.device, setup.seed)
+            with runtime.memory_ceiling() as ceiling:
+                measured = recipe_cost.measure_recipe_steps(entry, model, root / CORPUS_DIR, settings, setup.tracker,
+                                                            setup.device, setup.seed)
         except (RuntimeError, MemoryError, FloatingPointError) as error:  # out of memory, a diverging step
+            limit = f" (memory ceiling {ceiling / 2**30:.1f} GiB of address space)" if ceiling else ""
             record = {"model": name, "status": failures.FAILED, **failures.error_fields(error),
-                      "reason": "a training step at the recipe's batch and crop failed"}
+                      "reason": f"a training step at the recipe's batch and crop failed{limit}"}
             atomic.write_json(out / f"{name}.json", record)
             failures.tell(f"recipe_cost {name}", error, record)
             rows.append({"model": name, "status": failures.FAILED, "family": entry.family,
