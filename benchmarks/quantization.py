@@ -29,7 +29,6 @@ import warnings
 import torch
 
 from audiofootprint import PROJECT_ROOT, evaluate, runtime
-from audiofootprint.energy.static import serialized_bytes
 from audiofootprint.params import compose_params
 from audiofootprint.paths import CORPUS_DIR, MODELS_DIR
 from audiofootprint.quantization.base import SEARCH_ORDERS, NotApplicable
@@ -107,7 +106,7 @@ def main() -> None:
             scores = evaluate.score(variant.model, utterances, METRICS, setup.seed)
             cost = evaluate.measure_on_utterance(variant.model, utterances[0], setup, profile, entry,
                                                  label=f"{args.model}/{scheme}", features_of=model)
-            rows[scheme] = {"size": serialized_bytes(variant.model), "engine": variant.model.engine,
+            rows[scheme] = {"size": variant.model.artifact_bytes(), "engine": variant.model.engine,
                             "energy": cost["measurement"]["summary"]["energy_j_per_audio_s"]["median"],
                             "method": cost["measurement"]["methods"]["cpu"], "made_s": time.perf_counter() - started,
                             **{m: float(scores[m].mean()) for m in METRICS}}

@@ -12,8 +12,7 @@ import torch
 from audiofootprint.quantization import schemes
 from audiofootprint.quantization.base import Calibration, NotApplicable
 from audiofootprint.quantization.registry import apply
-from audiofootprint.quantization.schemes import WeightOnlyQuantized, pack_int4, storage_bytes, unpack_int4
-from audiofootprint.energy.static import serialized_bytes
+from audiofootprint.quantization.schemes import WeightOnlyQuantized, pack_int4, unpack_int4
 from audiofootprint.evaluate import snr_db
 from audiofootprint.quantization.devices import feasibility
 from audiofootprint.quantization.summary import against_baseline
@@ -73,13 +72,13 @@ def test_weight_only_layer_dequantizes_within_half_a_step():
 
 def test_weight_only_int8_and_int4_shrink_and_stay_close():
     model = small_hifigan()
-    fp32_size = serialized_bytes(model)
+    fp32_size = model.artifact_bytes()
     mel = mels(model).mels[0]
     int8 = apply("weight_int8", model, mels(model))
     int4 = apply("weight_int4", model, mels(model))
     assert all(p.dtype == torch.float32 and p.dim() == 1 for p in int8.model.parameters())  # only biases left
-    assert 3.0 < fp32_size / serialized_bytes(int8.model) <= 4.0
-    assert serialized_bytes(int4.model) < serialized_bytes(int8.model)
+    assert 3.0 < fp32_size / int8.model.artifact_bytes() <= 4.0
+    assert int4.model.artifact_bytes() < int8.model.artifact_bytes()
     assert close_to_fp32(model, int8.model, mel) > 30  # dB
     assert close_to_fp32(model, int4.model, mel) > 8
     assert close_to_fp32(model, int4.model, mel) < close_to_fp32(model, int8.model, mel)
@@ -91,7 +90,7 @@ def test_static_int8_quantizes_convolutions_through_fx_and_says_why_not_pt2e():
     assert "FX" in made.backend and "conv1d" in made.notes[0]
     weights = [v for v in made.model.state_dict().values() if isinstance(v, torch.Tensor) and v.is_quantized]
     assert weights and all(w.dtype == torch.qint8 for w in weights)
-    assert storage_bytes(model) / storage_bytes(made.model) > 3.0  # int8 codes + per-channel scales, float32 biases
+    assert model.weight_bytes() / made.model.weight_bytes() > 3.0  # int8 codes + per-channel scales, float32 biases
     assert close_to_fp32(model, made.model, mels(model).mels[0]) > 10
 
 

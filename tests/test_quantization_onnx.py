@@ -10,14 +10,12 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
-from audiofootprint.energy.static import serialized_bytes
 from audiofootprint.engines import ExportError, OnnxVocoder, export_onnx, on_onnxruntime
 from audiofootprint.evaluate import snr_db
 from audiofootprint.quantization.base import Calibration, MixedBudget, NotApplicable
 from audiofootprint.quantization.onnx_schemes import int8_weights, op_macs
 from audiofootprint.quantization.registry import SCHEMES, apply
-from audiofootprint.quantization.schemes import storage_bytes
-from audiofootprint.vocoders.base import Vocoder, parameter_count
+from audiofootprint.vocoders.base import Vocoder
 from test_quantization import mels, small_hifigan
 
 MEL = {"sample_rate": 16000, "n_fft": 1024, "win_length": 1024, "hop_length": 256, "n_mels": 80, "f_max": 8000.0}
@@ -41,8 +39,9 @@ def test_export_matches_torch_at_any_length():
     with torch.inference_mode():
         assert runner(longer).shape == (2, 75 * 256)
         assert float((runner(longer) - model(longer)).abs().max()) < 1e-4
-    assert runner.weight_count() == pytest.approx(parameter_count(model), rel=0.01)
-    assert serialized_bytes(runner) == len(runner.graph) == pytest.approx(serialized_bytes(model), rel=0.05)
+    assert runner.num_params() == pytest.approx(model.num_params(), rel=0.01)
+    assert runner.weight_bytes() == pytest.approx(model.weight_bytes(), rel=0.01)
+    assert runner.artifact_bytes() == len(runner.graph) == pytest.approx(model.artifact_bytes(), rel=0.05)
 
 
 def test_each_scheme_changes_what_it_should():
@@ -59,14 +58,14 @@ def test_each_scheme_changes_what_it_should():
     assert "DequantizeLinear" in kinds and "QuantizeLinear" not in kinds  # weights only: activations stay float
     assert len(int8) == len(float_weights) and not [t for t in graph_of(weight.model).initializer
                                                      if t.data_type == onnx.TensorProto.FLOAT and len(t.dims) == 3]
-    assert serialized_bytes(fp32.model) / serialized_bytes(weight.model) > 3.0  # biases, scales stay float
+    assert fp32.model.artifact_bytes() / weight.model.artifact_bytes() > 3.0  # biases, scales stay float
     assert snr_to(model, weight.model, mel) > 25
 
     static = apply("ort_static_int8_minmax", model, calibration)
     kinds = {n.op_type for n in graph_of(static.model).node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= kinds  # activations quantized too
-    assert serialized_bytes(fp32.model) / serialized_bytes(static.model) > 2.5  # the QDQ nodes take room
-    assert storage_bytes(fp32.model) / storage_bytes(static.model) > 3.0
+    assert fp32.model.artifact_bytes() / static.model.artifact_bytes() > 2.5  # the QDQ nodes take room
+    assert fp32.model.weight_bytes() / static.model.weight_bytes() > 3.0
     assert snr_to(model, static.model, mel) > 5
     assert "MinMax calibration" in static.backend and "calibrated on 3 training-split mels of 40 frames" in static.notes
 

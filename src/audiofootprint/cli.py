@@ -87,19 +87,17 @@ def _cmd_carbon(args: argparse.Namespace) -> int:
 
 
 def _zoo_rows(root: str) -> list[dict]:
-    from audiofootprint.energy.static import serialized_bytes
-    from audiofootprint.vocoders.base import parameter_count
     from audiofootprint.vocoders import zoo
 
     rows = []
     for name, entry in zoo.load_zoo(root).items():
         model = zoo.build(entry)
-        params = parameter_count(model)
+        params = model.num_params()
         rows.append({"name": name, "family": entry.family, "params": params,
                      "official_params": entry.official_params,
                      "params_vs_official": (params / entry.official_params - 1) if entry.official_params else 0.0,
                      "official_params_source": entry.official_params_source,
-                     "size_bytes": serialized_bytes(model), "mel": model.mel.as_dict(),
+                     "size_bytes": model.artifact_bytes(), "mel": model.mel.as_dict(),
                      "target": entry.model._target_})
     return rows
 
@@ -275,7 +273,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_recipe_cost(args: argparse.Namespace) -> int:
     import json
 
-    from audiofootprint import atomic, params, runtime
+    from audiofootprint import atomic, failures, params, runtime
     from audiofootprint.energy.harness import MeasureSettings
     from audiofootprint.paths import CORPUS_DIR, RECIPE_COST_CSV
     from audiofootprint.training import recipe_cost, recipe_stage
@@ -297,13 +295,13 @@ def _cmd_recipe_cost(args: argparse.Namespace) -> int:
     setup = runtime.set_up(args.root, loaded)
     if not (Path(args.root) / CORPUS_DIR).is_dir():
         raise FileNotFoundError(f"{CORPUS_DIR} not found: build the corpus first (`dvc repro corpus`)")
-    model = zoo.build_for_corpus(entry, int(loaded["corpus"]["sample_rate"]))
     settings = MeasureSettings(warmup=args.warmup, windows=args.steps, min_window_s=1e-3, min_repeats=1, idle_windows=1)
-    measured = recipe_cost.measure_recipe_steps(entry, model, Path(args.root) / CORPUS_DIR, settings, setup.tracker,
-                                                setup.device, setup.seed)
-    record = recipe_stage.costed_record(entry, measured, float(loaded["energy"]["pue"]))
+    record = recipe_stage.measure_model(entry, Path(args.root), int(loaded["corpus"]["sample_rate"]), settings, setup,
+                                        float(loaded["energy"]["pue"]))
     if args.json:
         atomic.write_json(Path(args.json), record)
+    if failures.failed(record):
+        return 1
     row = recipe_stage.cost_row(entry, record)
     print(f"{entry.name}: {row['seconds_per_step']:.3g} s/step (IQR {row['seconds_per_step_q1']:.3g}-"
           f"{row['seconds_per_step_q3']:.3g}), {row['joules_per_step']:.3g} J/step at batch {row['batch_size']} x "

@@ -7,6 +7,7 @@ measurement harness run it as they run a torch model. Its size is the size of it
 """
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from pathlib import Path
@@ -16,6 +17,7 @@ import onnx
 import onnx.numpy_helper
 import torch
 
+from audiofootprint.failures import first_line
 from audiofootprint.vocoders.base import MelSettings, Vocoder
 
 ENGINES = ("torch", "onnxruntime")
@@ -52,12 +54,6 @@ def export_onnx(model: Vocoder, example: torch.Tensor) -> bytes:
     return graph
 
 
-def first_line(error: BaseException) -> str:
-    """The first line of an error's message, at most 300 characters."""
-    lines = str(error).strip().splitlines()
-    return lines[0][:300] if lines else ""
-
-
 class OnnxVocoder(Vocoder):
     """An ONNX graph run by ONNX Runtime behind the zoo's vocoder interface; float32 in and out."""
 
@@ -89,16 +85,23 @@ class OnnxVocoder(Vocoder):
         """Bytes of the ONNX file this model ships as."""
         return len(self.graph)
 
-    def weight_count(self) -> int:
+    def num_params(self) -> int:
         """Number of values stored in the graph's initializers (weights, biases, scales)."""
-        return sum(int(np.prod(t.dims)) for t in self._initializers())
+        return self._initializer_sizes[0]
 
     def weight_bytes(self) -> int:
         """Bytes of the graph's initializers: the memory its weights take at rest."""
-        return sum(onnx.numpy_helper.to_array(t).nbytes for t in self._initializers())
+        return self._initializer_sizes[1]
 
-    def _initializers(self) -> list:
-        return list(onnx.load_from_string(self.graph).graph.initializer)
+    def engine_threads(self) -> int:
+        return self.threads
+
+    @functools.cached_property
+    def _initializer_sizes(self) -> tuple[int, int]:
+        """(values, bytes) of the graph's initializers, from one parse of the graph."""
+        initializers = onnx.load_from_string(self.graph).graph.initializer
+        return (sum(int(np.prod(t.dims)) for t in initializers),
+                sum(onnx.numpy_helper.to_array(t).nbytes for t in initializers))
 
     def description(self) -> str:
         return f"ONNX Runtime {_ort_version()} ({', '.join(self.providers)}, {self.threads} intra-op threads)"

@@ -46,6 +46,12 @@ def error_fields(error: BaseException) -> dict:
     return {"error_type": type(error).__name__, "message": str(error) or repr(error)}
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, at most 300 characters; its type's name when it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:300] if lines else type(error).__name__
+
+
 def reason(record: Mapping) -> str:
     """One line saying why a failed record failed: ``REASON (ErrorType: first line of the message)``."""
     message = str(record.get("message", "")).strip().splitlines()

@@ -6,9 +6,9 @@ import math
 import torch
 
 from audiofootprint.energy.harness import Measurement, MeasureSettings, measure
-from audiofootprint.energy.static import count_flops, peak_memory_bytes, serialized_bytes
+from audiofootprint.energy.static import count_flops, peak_memory_bytes
 from audiofootprint.energy.tracker import TrackerSettings
-from audiofootprint.vocoders.base import Vocoder, parameter_count
+from audiofootprint.vocoders.base import Vocoder
 
 
 def synthetic_mel(model: Vocoder, seconds: float, seed: int = 0) -> torch.Tensor:
@@ -45,8 +45,8 @@ def measure_vocoder(model: Vocoder, mel: torch.Tensor, *, label: str, settings: 
                                   settings=settings, tracker_settings=tracker_settings, device=device)
     return {
         "label": label,
-        "params": model.weight_count() if hasattr(model, "weight_count") else parameter_count(model),
-        "size_bytes": serialized_bytes(model),
+        "params": model.num_params(),
+        "size_bytes": model.artifact_bytes(),
         "flops_per_call": flops,
         "flops_per_audio_s": None if flops is None else flops / audio_seconds,
         "flops_method": ("torch.utils.flop_counter (matmul and convolution only: a lower bound)" if flops is not None
@@ -55,6 +55,6 @@ def measure_vocoder(model: Vocoder, mel: torch.Tensor, *, label: str, settings: 
         "mel_settings": model.mel.as_dict(),
         "torch_threads": torch.get_num_threads(),
         "engine": engine,
-        "engine_threads": getattr(model, "threads", torch.get_num_threads()),
+        "engine_threads": model.engine_threads(),
         "measurement": result.as_dict(),
     }

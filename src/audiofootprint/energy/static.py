@@ -1,23 +1,13 @@
-"""Static costs of a model: parameters, size on disk, FLOPs per call, peak memory of a call."""
+"""Static costs of a model run: FLOPs per call and peak memory of a call (a vocoder's parameters and
+size on disk are its own methods: :class:`audiofootprint.vocoders.base.Vocoder`)."""
 from __future__ import annotations
 
-import io
 import re
 from pathlib import Path
 from typing import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-
-
-def serialized_bytes(model: torch.nn.Module) -> int:
-    """Size of the file a user would ship: ``torch.save(model.state_dict())``, or, for a model that
-    runs on another engine (it has ``artifact_bytes``, e.g. an ONNX graph), that file's size."""
-    if hasattr(model, "artifact_bytes"):
-        return int(model.artifact_bytes())
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return buffer.tell()
 
 
 def count_flops(fn: Callable[[], object]) -> int:
@@ -42,7 +32,7 @@ def _status_kib(field: str) -> int:
     return int(match.group(1))
 
 
-def _release_free_heap() -> None:
+def release_free_heap() -> None:
     """Return glibc's free heap pages to the system (``malloc_trim``), where glibc is the C library."""
     import ctypes
     import ctypes.util
@@ -72,7 +62,7 @@ def peak_memory_bytes(fn: Callable[[], object], device: str = "cpu") -> dict:
                 "method": "torch.cuda.max_memory_allocated"}
     if not _CLEAR_REFS.exists():
         return {"bytes": None, "method": "not available (needs Linux /proc)"}
-    _release_free_heap()  # memory freed by earlier calls would otherwise be reused without raising RSS
+    release_free_heap()  # memory freed by earlier calls would otherwise be reused without raising RSS
     _CLEAR_REFS.write_text("5")  # reset the peak resident set size to the current one
     before = _status_kib("VmRSS")
     fn()

@@ -31,8 +31,9 @@ import onnx
 import torch
 
 from audiofootprint import quality
-from audiofootprint.engines import OPSET, ExportError, OnnxVocoder, export_onnx, first_line, max_abs_difference
+from audiofootprint.engines import OPSET, ExportError, OnnxVocoder, export_onnx, max_abs_difference
 from audiofootprint.evaluate import snr_db
+from audiofootprint.failures import first_line
 from audiofootprint.features import convention_of
 from audiofootprint.quantization.base import CALIBRATION_METHODS, Calibration, Make, MixedBudget, NotApplicable, Quantized
 from audiofootprint.vocoders.base import Vocoder

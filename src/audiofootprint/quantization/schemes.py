@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from audiofootprint.engines import first_line
+from audiofootprint.failures import first_line
 from audiofootprint.quantization.base import Calibration, Make, NotApplicable, Quantized
 from audiofootprint.vocoders.base import Vocoder, parameter_count
 
@@ -335,30 +335,4 @@ TORCH_SCHEMES: dict[str, Make] = {
     "bf16": _half(torch.bfloat16),
 }
 
-
-def storage_bytes(model: nn.Module) -> int:
-    """Bytes of every tensor in the state dict (quantized tensors: integer codes, scales, zero points;
-    packed parameters unpacked), or of an ONNX graph's initializers: the memory the weights take at rest."""
-    if hasattr(model, "weight_bytes"):
-        return int(model.weight_bytes())
-    total = 0
-    for value in model.state_dict().values():
-        total += _tensor_bytes(value)
-    return total
-
-
-def _tensor_bytes(value) -> int:
-    if isinstance(value, (tuple, list)):
-        return sum(_tensor_bytes(v) for v in value)
-    if not isinstance(value, torch.Tensor):
-        return 0
-    if value.is_quantized:
-        extra = 0
-        if value.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric,
-                               torch.per_channel_affine_float_qparams):
-            extra = value.q_per_channel_scales().nbytes + value.q_per_channel_zero_points().nbytes
-        else:
-            extra = 16  # one float64 scale, one int64 zero point
-        return value.int_repr().nbytes + extra
-    return value.nbytes
 

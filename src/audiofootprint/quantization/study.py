@@ -16,12 +16,10 @@ from pathlib import Path
 
 from audiofootprint import atomic, audio, evaluate, runtime
 from audiofootprint.corpus import iter_utterances
-from audiofootprint.energy.static import serialized_bytes
-from audiofootprint.failures import FAILED, FailedTrainingError
+from audiofootprint.failures import FAILED, FailedTrainingError, first_line
 from audiofootprint.paths import CORPUS_DIR, MODELS_DIR, QUANTIZE_DIR, VARIANT_FOLDER, VARIANT_RECORD, variant_record
 from audiofootprint.quantization.base import Calibration, MixedBudget, NotApplicable
 from audiofootprint.quantization.registry import apply, scheme as scheme_named
-from audiofootprint.quantization.schemes import storage_bytes
 from audiofootprint.records import NOT_APPLICABLE, OK, VariantMetrics
 from audiofootprint.vocoders import zoo
 from audiofootprint.vocoders.base import Vocoder
@@ -84,7 +82,7 @@ def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress
             evaluate.synthesize(made.model, utterances[0][1][: 4 * baseline.hop_length], sample_rate, setup.seed)
         except Exception as error:  # noqa: BLE001 - recorded with its type and message
             raise NotApplicable(f"{made.backend}: the quantized model fails to run "
-                                f"({type(error).__name__}: {str(error).splitlines()[0][:300]})") from error
+                                f"({type(error).__name__}: {first_line(error)})") from error
     except NotApplicable as reason:
         return _record_outcome(out, label, VariantMetrics(name, scheme, NOT_APPLICABLE, str(reason), engine=engine), progress)
     quantize_seconds = time.perf_counter() - started
@@ -98,7 +96,7 @@ def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress
     except ValueError as error:  # e.g. quantization collapsed the output to silence: a result, not a crash
         return _record_outcome(out, label, VariantMetrics(
             name, scheme, FAILED, f"its output cannot be scored: {error}", engine=engine, backend=made.backend,
-            size_bytes=serialized_bytes(made.model)), progress)
+            size_bytes=made.model.artifact_bytes()), progress)
     utt_id, wave, rate = utterances[0]
     audio.write_wav(out / VARIANT_FOLDER / f"{utt_id}.synthesis.wav",
                        evaluate.synthesize(made.model, wave, sample_rate, setup.seed)[1], rate)
@@ -115,8 +113,8 @@ def run_variant(root: str | Path, name: str, scheme: str, params: dict, progress
         "quantize_seconds": round(quantize_seconds, 3), "utterances": table.to_dict(orient="records")})
 
     metrics = VariantMetrics(
-        name, scheme, OK, engine=made.model.engine, backend=made.backend, notes=made.notes, family=entry.family,
-        size_bytes=cost["size_bytes"], weight_bytes=storage_bytes(made.model),
+        name, scheme, OK, engine=engine, backend=made.backend, notes=made.notes, family=entry.family,
+        size_bytes=cost["size_bytes"], weight_bytes=made.model.weight_bytes(),
         peak_memory_bytes=cost["peak_memory"]["bytes"], **evaluate.cost_summary(cost),
         torch_threads=cost["torch_threads"], engine_threads=cost["engine_threads"], test_utterances=len(table), quality=evaluate.quality_summary(table))
     metrics.write(out / "metrics.json")

@@ -14,18 +14,20 @@ published runs of the same recipes (``carbon.recipe_runs``).
 """
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pandas as pd
 
 from audiofootprint import atomic, failures, runtime
 from audiofootprint.energy.harness import MeasureSettings
+from audiofootprint.energy.static import release_free_heap
 from audiofootprint.energy.tracker import hardware_label
 from audiofootprint.paths import CORPUS_DIR, RECIPE_COST_CSV, RECIPE_COST_DIR
 from audiofootprint.training import recipe_cost
 from audiofootprint.vocoders import zoo
 
-__all__ = ["COLUMNS", "cost_row", "costed_record", "selected_models", "write_results"]
+__all__ = ["COLUMNS", "cost_row", "costed_record", "measure_model", "selected_models", "write_results"]
 
 #: The columns of costs.csv, in order.
 COLUMNS = ("model", "status", "family", "grid_size", "objective", "batch_size", "crop_samples", "steps_measured",
@@ -59,6 +61,32 @@ def costed_record(entry: zoo.ZooEntry, measured: dict, our_pue: float) -> dict:
             record["to_recipe"]["energy_kwh"]["median"], our_pue)
     record["thesis_cap"] = recipe_cost.within_cap(record) if entry.grid is not None else None
     return record
+
+
+def measure_model(entry: zoo.ZooEntry, root: Path, sample_rate: int, settings: MeasureSettings,
+                  setup: runtime.StageSetup, our_pue: float) -> dict:
+    """One model's record: its recipe's steps measured under the memory ceiling
+    (:func:`audiofootprint.runtime.memory_ceiling`) and costed (:func:`costed_record`); a step that fails
+    (out of memory at the recipe's batch, a diverging step) gives a record with ``status: failed``
+    and its reason instead, told on stderr."""
+    model = zoo.build_for_corpus(entry, sample_rate)
+    try:
+        with runtime.memory_ceiling() as ceiling:
+            measured = recipe_cost.measure_recipe_steps(entry, model, root / CORPUS_DIR, settings, setup.tracker,
+                                                        setup.device, setup.seed)
+    except (RuntimeError, MemoryError, FloatingPointError) as error:
+        limit = f" (memory ceiling {ceiling / 2**30:.1f} GiB of address space)" if ceiling else ""
+        failed = {"model": entry.name, "status": failures.FAILED, **failures.error_fields(error),
+                  "reason": f"a training step at the recipe's batch and crop failed{limit}"}
+        failures.tell(f"recipe_cost {entry.name}", error, failed)
+    else:
+        return costed_record(entry, measured, our_pue)
+    # the failed step's tensors are free once its traceback is gone: hand their pages back, or the
+    # next model's ceiling would start from a machine that looks full
+    del model
+    gc.collect()
+    release_free_heap()
+    return failed
 
 
 def cost_row(entry: zoo.ZooEntry, record: dict) -> dict:
@@ -103,22 +131,13 @@ def write_results(root: str | Path, params: dict) -> pd.DataFrame:
     rows = []
     for name in names:
         entry = entries[name]
-        model = zoo.build_for_corpus(entry, int(params["corpus"]["sample_rate"]))
-        try:
-            with runtime.memory_ceiling() as ceiling:
-                measured = recipe_cost.measure_recipe_steps(entry, model, root / CORPUS_DIR, settings, setup.tracker,
-                                                            setup.device, setup.seed)
-        except (RuntimeError, MemoryError, FloatingPointError) as error:  # out of memory, a diverging step
-            limit = f" (memory ceiling {ceiling / 2**30:.1f} GiB of address space)" if ceiling else ""
-            record = {"model": name, "status": failures.FAILED, **failures.error_fields(error),
-                      "reason": f"a training step at the recipe's batch and crop failed{limit}"}
-            atomic.write_json(out / f"{name}.json", record)
-            failures.tell(f"recipe_cost {name}", error, record)
+        record = measure_model(entry, root, int(params["corpus"]["sample_rate"]), settings, setup,
+                               float(params["energy"]["pue"]))
+        atomic.write_json(out / f"{name}.json", record)
+        if failures.failed(record):
             rows.append({"model": name, "status": failures.FAILED, "family": entry.family,
                          "grid_size": entry.grid.size if entry.grid else None, "label": failures.reason(record)})
             continue
-        record = costed_record(entry, measured, float(params["energy"]["pue"]))
-        atomic.write_json(out / f"{name}.json", record)
         rows.append(cost_row(entry, record))
         print(f"{name}: {rows[-1]['seconds_per_step']:.3g} s and {rows[-1]['joules_per_step']:.3g} J per step at batch "
               f"{record['batch_size']}; {rows[-1]['label']}", flush=True)

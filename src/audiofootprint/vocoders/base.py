@@ -7,6 +7,7 @@ features can be computed for it (see :class:`MelSettings`).
 from __future__ import annotations
 
 import dataclasses
+import io
 import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -20,6 +21,23 @@ from torch import nn
 def parameter_count(module: nn.Module) -> int:
     """Number of parameters of any module (trainable or not): the one count of the project."""
     return sum(p.numel() for p in module.parameters())
+
+
+def _tensor_bytes(value) -> int:
+    """Bytes of a state-dict value: a tensor (a quantized one: its codes plus scales and zero points)
+    or a tuple of them (packed parameters)."""
+    if isinstance(value, (tuple, list)):
+        return sum(_tensor_bytes(v) for v in value)
+    if not isinstance(value, torch.Tensor):
+        return 0
+    if value.is_quantized:
+        if value.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric,
+                               torch.per_channel_affine_float_qparams):
+            extra = value.q_per_channel_scales().nbytes + value.q_per_channel_zero_points().nbytes
+        else:
+            extra = 16  # one float64 scale, one int64 zero point
+        return value.int_repr().nbytes + extra
+    return value.nbytes
 
 
 def _is_number(value, kind: type) -> bool:
@@ -128,6 +146,22 @@ class Vocoder(nn.Module):
     def num_params(self) -> int:
         """Number of parameters (all, trainable or not)."""
         return parameter_count(self)
+
+    def artifact_bytes(self) -> int:
+        """Size of the file a user would ship: ``torch.save(state_dict())`` (an engine that ships
+        another file, e.g. an ONNX graph, gives that file's size)."""
+        buffer = io.BytesIO()
+        torch.save(self.state_dict(), buffer)
+        return buffer.tell()
+
+    def weight_bytes(self) -> int:
+        """Bytes the weights take at rest: every tensor of the state dict (quantized tensors: integer
+        codes, scales and zero points; packed parameters unpacked)."""
+        return sum(_tensor_bytes(value) for value in self.state_dict().values())
+
+    def engine_threads(self) -> int:
+        """Threads the engine computes with (torch's intra-op threads here)."""
+        return torch.get_num_threads()
 
     def state_dict_for_checkpoint(self) -> dict:
         """The state dict written to checkpoints; override to follow an official layout."""

@@ -51,6 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiofootprint.failures import first_line
+
 from .base import MelSettings, Vocoder, resolve_mel
 from .layers import fold_weight_norm, unwrap_checkpoint
 
@@ -153,7 +155,7 @@ def read_toolkit_config(path: Path) -> dict | None:
     try:
         config = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        warnings.warn(f"{path} is not plain YAML ({str(error).splitlines()[0]}); it is ignored", stacklevel=3)
+        warnings.warn(f"{path} is not plain YAML ({first_line(error)}); it is ignored", stacklevel=3)
         return None
     return config if isinstance(config, dict) else None
 

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from audiofootprint.failures import first_line
 from audiofootprint.vocoders.base import MelSettings
 
 #: Checkpoint layouts a ``weights.format`` may name, and the zoo classes that read each.
@@ -194,10 +195,10 @@ def read_state(path: str | Path) -> Mapping:
                 "(torch.save(model.state_dict(), 'state.pt')) and use that file") from None
         reason = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(error))  # e.g. "Unsupported operand 95"
         raise CheckpointError(f"{path} is not a torch checkpoint "
-                              f"({reason.group(1) if reason else _first_line(error)})") from None
+                              f"({reason.group(1) if reason else first_line(error)})") from None
     except Exception as error:  # noqa: BLE001 - torch raises many kinds on bytes that are not a checkpoint
         raise CheckpointError(f"{path} is not a torch checkpoint, or it is truncated "
-                              f"({type(error).__name__}: {_first_line(error)})") from None
+                              f"({type(error).__name__}: {first_line(error)})") from None
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict (a mapping of tensors)")
     return state
@@ -230,10 +231,10 @@ def load_checkpoint(model, path: str | Path, sha256: str | None = None, sha256_f
     except CheckpointError:
         raise
     except ValueError as error:  # the class saw that the file's recorded config differs from the model's
-        raise CheckpointError(f"{path}: {_first_line(error)}") from None
+        raise CheckpointError(f"{path}: {first_line(error)}") from None
     except (KeyError, TypeError, AttributeError) as error:
         raise CheckpointError(f"{path}: not in a layout {type(model).__name__} reads "
-                              f"({type(error).__name__}: {_first_line(error)})") from None
+                              f"({type(error).__name__}: {first_line(error)})") from None
     return model
 
 
@@ -252,7 +253,7 @@ def mismatch_summary(text: str) -> str:
     if shapes:
         name, have, want = shapes[0]
         parts.append(f"{len(shapes)} shape mismatch(es) (first: {name} is {have} in the file, {want} in the model)")
-    return "; ".join(parts) or _first_line(RuntimeError(text))
+    return "; ".join(parts) or first_line(RuntimeError(text))
 
 
 def pretrained_record(spec: WeightsSpec, file: Path, digest: str) -> dict:
@@ -264,8 +265,3 @@ def pretrained_record(spec: WeightsSpec, file: Path, digest: str) -> dict:
             "published_training": spec.published_training,
             "note": "pretrained weights: not trained here; the training energy is the estimate of the published "
                     "run named in published_training (someone else's run, from the training-carbon study)"}
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:300] if text else type(error).__name__

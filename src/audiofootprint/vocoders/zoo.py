@@ -36,6 +36,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from audiofootprint.failures import first_line
 from audiofootprint.vocoders.base import MelSettings, MelSettingsError, Vocoder
 from audiofootprint.vocoders.weights import WeightsSpec, check_format, spec_of
 
@@ -233,17 +234,13 @@ def build(entry: ZooEntry, **overrides) -> Vocoder:
                               "dotted path of a Vocoder class (e.g. audiofootprint.vocoders.hifigan.HiFiGAN)") from None
         cause = error.__cause__ or error
         raise ConfigError(f"{entry.path}: building {target} failed ({type(cause).__name__}: "
-                          f"{_first_line(cause)}){_type_mismatch(target, cfg)}") from None
+                          f"{first_line(cause)}){_type_mismatch(target, cfg)}") from None
     if not isinstance(model, Vocoder):
         raise ConfigError(f"{entry.path}: model._target_ '{target}' built a {type(model).__name__}, "
                           "not an audiofootprint.vocoders.base.Vocoder")
     if entry.features is not None:
         model.feature_convention = entry.features
     return model
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _type_mismatch(target: str, cfg: DictConfig) -> str:
