@@ -8,6 +8,9 @@ BIN := $(CURDIR)/$(VENV)/bin
 PROFILE ?= default
 # Hydra overrides for `make params` / `make repro` (the default profile needs none).
 PARAMS_OVERRIDES ?= $(if $(filter-out default,$(PROFILE)),profile=$(PROFILE))
+# Parallel test workers (pytest-xdist): one per core, at most 4 (TEST_WORKERS=0 runs in one process).
+TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
@@ -43,10 +46,10 @@ corpus-source: params
 
 ## Run the tests (slow end-to-end runs excluded: see test-slow).
 test: $(VENV)/.installed corpus-source browser
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-slow: $(VENV)/.installed
-	$(BIN)/python -m pytest -m slow
+	$(PYTEST) -m slow
 
 ## Debian's chromium, for the browser test of reports/index.html: installed when missing (as root), else say how.
 browser:

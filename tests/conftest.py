@@ -14,7 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel workers share the cores: OpenMP threads that spin while they wait for work would take
+    # them from the other worker (set before torch loads its OpenMP runtime; DVC runs inherit it).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +51,19 @@ def write_survey(path: Path, rows: list[dict]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+#: Session-scoped runs that many modules share: under pytest-xdist each is built on one worker only.
+SHARED_RUNS = ("benchmarked", "reproduced")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group the tests for pytest-xdist's ``--dist loadgroup`` (``make test``): the tests that use one
+    of :data:`SHARED_RUNS` run on the same worker, so the run is built once; every other test runs with
+    the rest of its module, so module-scoped fixtures are built once too."""
+    for item in items:
+        shared = [name for name in SHARED_RUNS if name in item.fixturenames]
+        item.add_marker(pytest.mark.xdist_group(shared[0] if shared else item.module.__name__))
 
 
 @pytest.fixture
