@@ -60,10 +60,19 @@ SHARED_RUNS = ("benchmarked", "reproduced")
 def pytest_collection_modifyitems(config, items):
     """Group the tests for pytest-xdist's ``--dist loadgroup`` (``make test``): the tests that use one
     of :data:`SHARED_RUNS` run on the same worker, so the run is built once; every other test runs with
-    the rest of its module, so module-scoped fixtures are built once too."""
+    the rest of its module, so module-scoped fixtures are built once too.
+
+    pytest-xdist 3.8 names a test's group by appending ``@GROUP`` to ``item._nodeid``, which pytest
+    9.2 no longer reads (a node's id is ``item._id``): without the suffix every test is scheduled
+    alone. The suffix is therefore set here, where a worker collects for ``--dist loadgroup``."""
+    from _pytest.nodeid import NodeId
+
     for item in items:
         shared = [name for name in SHARED_RUNS if name in item.fixturenames]
-        item.add_marker(pytest.mark.xdist_group(shared[0] if shared else item.module.__name__))
+        group = shared[0] if shared else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
+        if getattr(config.option, "loadgroup", False) and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{group}")
 
 
 @pytest.fixture
