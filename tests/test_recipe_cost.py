@@ -104,7 +104,7 @@ def test_recipe_cost_refuses_what_it_cannot_measure(name, message, capsys):
 
 def test_memory_ceiling_turns_an_oversized_allocation_into_an_error_and_is_lifted(monkeypatch):
     """With 256 MiB available, a 1 GiB tensor fails as torch's RuntimeError (not a kill); the address
-    space limit in force before comes back on leaving."""
+    space limit in force before comes back on leaving; for a CUDA device none is set."""
     import resource
 
     from audiofootprint import runtime
@@ -117,6 +117,8 @@ def test_memory_ceiling_turns_an_oversized_allocation_into_an_error_and_is_lifte
             torch.empty(2**30, dtype=torch.uint8)
     assert resource.getrlimit(resource.RLIMIT_AS) == before
     assert torch.empty(2**30, dtype=torch.uint8).numel() == 2**30
+    with runtime.memory_ceiling("cuda") as cap:  # CUDA reserves address space far beyond its use: no cap
+        assert cap is None and resource.getrlimit(resource.RLIMIT_AS) == before
 
 
 def test_a_model_whose_steps_fail_is_recorded_and_the_others_measured(corpus, tmp_path, monkeypatch):

@@ -49,13 +49,15 @@ def available_memory_bytes() -> int | None:
 
 
 @contextmanager
-def memory_ceiling() -> Iterator[int | None]:
+def memory_ceiling(device: str = "cpu") -> Iterator[int | None]:
     """Cap this process' address space at what it holds now plus :data:`MEMORY_SHARE` of the available
-    memory, and yield the cap in bytes (None where it cannot be set: not Linux). Under it, an
-    allocation too large for the machine fails with torch's "not enough memory" RuntimeError (or
-    MemoryError) that the caller records, where otherwise the kernel's out-of-memory killer would end
-    the whole stage (or another process). The previous limit is restored on leaving."""
-    available = available_memory_bytes()
+    memory, and yield the cap in bytes (None where none is set: not Linux, or a CUDA ``device``,
+    whose driver reserves address space far beyond what it uses and whose own out-of-memory is
+    already an error). Under it, an allocation too large for the machine fails with torch's "not
+    enough memory" RuntimeError (or MemoryError) that the caller records, where otherwise the
+    kernel's out-of-memory killer would end the whole stage (or another process). The previous
+    limit is restored on leaving."""
+    available = available_memory_bytes() if device == "cpu" else None
     try:
         import resource
         held = re.search(r"^VmSize:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)

@@ -71,7 +71,7 @@ def measure_model(entry: zoo.ZooEntry, root: Path, sample_rate: int, settings: M
     and its reason instead, told on stderr."""
     model = zoo.build_for_corpus(entry, sample_rate)
     try:
-        with runtime.memory_ceiling() as ceiling:
+        with runtime.memory_ceiling(setup.device) as ceiling:
             measured = recipe_cost.measure_recipe_steps(entry, model, root / CORPUS_DIR, settings, setup.tracker,
                                                         setup.device, setup.seed)
     except (RuntimeError, MemoryError, FloatingPointError) as error:
