@@ -2,7 +2,6 @@
 memory ceiling under which a model too large for the machine fails as an error instead of a kill."""
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from pathlib import Path
 import torch
 
 from audiofootprint.energy import TrackerSettings
+from audiofootprint.energy.static import PROC_MEMINFO, proc_kib
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,9 @@ MEMORY_SHARE = 0.9
 def available_memory_bytes() -> int | None:
     """The memory the system can give without swapping (Linux ``MemAvailable``), or None elsewhere."""
     try:
-        found = re.search(r"^MemAvailable:\s+(\d+) kB", Path("/proc/meminfo").read_text(), re.MULTILINE)
-    except OSError:
+        return proc_kib("MemAvailable", PROC_MEMINFO) * 1024
+    except (OSError, RuntimeError):
         return None
-    return int(found.group(1)) * 1024 if found else None
 
 
 @contextmanager
@@ -60,14 +59,14 @@ def memory_ceiling(device: str = "cpu") -> Iterator[int | None]:
     available = available_memory_bytes() if device == "cpu" else None
     try:
         import resource
-        held = re.search(r"^VmSize:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
-    except (ImportError, OSError):
+        held = proc_kib("VmSize") * 1024
+    except (ImportError, OSError, RuntimeError):
         held = None
     if available is None or held is None:
         yield None
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    cap = int(held.group(1)) * 1024 + int(MEMORY_SHARE * available)
+    cap = held + int(MEMORY_SHARE * available)
     if hard != resource.RLIM_INFINITY:
         cap = min(cap, hard)
     resource.setrlimit(resource.RLIMIT_AS, (cap, hard))

@@ -21,14 +21,17 @@ def count_flops(fn: Callable[[], object]) -> int:
     return int(counter.get_total_flops())
 
 
-_STATUS = Path("/proc/self/status")
+PROC_STATUS = Path("/proc/self/status")
+PROC_MEMINFO = Path("/proc/meminfo")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 
 
-def _status_kib(field: str) -> int:
-    match = re.search(rf"^{field}:\s+(\d+) kB", _STATUS.read_text(), re.MULTILINE)
+def proc_kib(field: str, path: Path = PROC_STATUS) -> int:
+    """A ``FIELD:  N kB`` line of a Linux /proc file, in KiB (OSError where there is no such file,
+    RuntimeError where it lacks the field)."""
+    match = re.search(rf"^{field}:\s+(\d+) kB", path.read_text(), re.MULTILINE)
     if not match:
-        raise RuntimeError(f"{field} not found in {_STATUS}")
+        raise RuntimeError(f"{field} not found in {path}")
     return int(match.group(1))
 
 
@@ -64,6 +67,6 @@ def peak_memory_bytes(fn: Callable[[], object], device: str = "cpu") -> dict:
         return {"bytes": None, "method": "not available (needs Linux /proc)"}
     release_free_heap()  # memory freed by earlier calls would otherwise be reused without raising RSS
     _CLEAR_REFS.write_text("5")  # reset the peak resident set size to the current one
-    before = _status_kib("VmRSS")
+    before = proc_kib("VmRSS")
     fn()
-    return {"bytes": int((_status_kib("VmHWM") - before) * 1024), "method": "Linux VmHWM above VmRSS, after malloc_trim"}
+    return {"bytes": int((proc_kib("VmHWM") - before) * 1024), "method": "Linux VmHWM above VmRSS, after malloc_trim"}

@@ -334,5 +334,3 @@ TORCH_SCHEMES: dict[str, Make] = {
     "fp16": _half(torch.float16),
     "bf16": _half(torch.bfloat16),
 }
-
-
