@@ -30,7 +30,7 @@ def test_every_config_composes(root):
             override = f"{group}={choice}" if group in defaults else f"+{group}={choice}"
             params = compose_params(root, [override])
             assert group in params, f"conf/{group}/{choice}.yaml did not compose into key {group}"
-    for profile in ("ci", "default", "paper"):
+    for profile in ("ci", "default", "full", "paper"):
         assert compose_params(root, [f"profile={profile}"])["profile"]["name"] == profile
 
 
@@ -69,14 +69,37 @@ def test_unknown_override_is_an_error(project):
 
 
 def test_quantization_selections(root):
-    """The default takes the models with published weights; `all` adds those trained here (not
+    """`pretrained` takes the models with published weights; `all` adds those trained here (not
     Griffin-Lim, nothing to learn; not DiffWave-50, which samples DiffWave-6's weights)."""
     models = "benchmark.models=${vocoders:[griffinlim_32,hifigan_v3,hifigan_v1_ljspeech,diffwave_6,diffwave_50]}"
-    default = compose_params(root, [models])["quantize"]["models"]
-    assert default == ["hifigan_v1_ljspeech"]
+    pretrained = compose_params(root, [models, "profile.scope.quantize_models=pretrained"])["quantize"]["models"]
+    assert pretrained == ["hifigan_v1_ljspeech"]
     everything = compose_params(root, [models, "quantize.models=${quantizable:all}"])["quantize"]["models"]
     assert everything == ["hifigan_v3", "hifigan_v1_ljspeech", "diffwave_6"]
     with pytest.raises(ValueError, match="'most' is not a selection"):
         compose_params(root, [models, "quantize.models=${quantizable:most}"])
     with pytest.raises(ValueError, match="diffwave_50 reuses diffwave_6's weights"):
         compose_params(root, [models, "quantize.models=${quantizable:[diffwave_50]}"])
+
+
+def test_profile_scope_chooses_what_the_run_covers(root):
+    """The default profile covers a part of the study; `full` is the same profile over the whole zoo and
+    every scheme of the registry; a scheme the registry does not know is refused by name."""
+    from audiofootprint.quantization.registry import SCHEMES
+    from audiofootprint.vocoders.zoo import config_paths, selection
+
+    default, full = compose_params(root), compose_params(root, ["profile=full"])
+    scope, every = default["profile"]["scope"], selection(config_paths(root), "all")
+    assert sorted(default["benchmark"]["models"]) == sorted(set(every) - set(scope["models_left_out"]))
+    assert default["quantize"]["models"] == ["hifigan_v1_ljspeech"] and default["quantize"]["schemes"] == scope["quantize_schemes"]
+    assert "fp32" in scope["quantize_schemes"] and sorted(full["benchmark"]["models"]) == every
+    assert full["quantize"]["schemes"] == list(SCHEMES) and full["quantize"]["models"] == ["hifigan_v1_ljspeech",
+                                                                                         "hifigan_v1_universal"]
+    same = {key: value for key, value in full["profile"].items() if key not in ("name", "scope")}
+    assert same == {key: value for key, value in default["profile"].items() if key not in ("name", "scope")}
+    with pytest.raises(ValueError, match="profile.scope.models_left_out names 'wavenet', not in conf/vocoder/"):
+        compose_params(root, ["profile.scope.models_left_out=[wavenet]"])
+    with pytest.raises(ValueError, match="quantize.schemes names 'int3', not a scheme; use all or names of: fp32, "):
+        compose_params(root, ["profile.scope.quantize_schemes=[fp32,int3]"])
+    with pytest.raises(ValueError, match="quantize.schemes names 'int3'"):
+        compose_params(root, ["quantize.schemes=[int3]"])

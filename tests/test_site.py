@@ -48,12 +48,23 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+def site_params(models: dict, left_out: tuple = ()) -> dict:
+    """The params.yaml keys the site reads: a default-profile run over ``models`` (its scope leaving out
+    ``left_out``), quantizing the first with two schemes."""
+    first = list(models)[:1]
+    return {"benchmark": {"models": models, "quality_axis": "pesq"},
+            "profile": {"name": "default", "scope": {"models": "all", "models_left_out": list(left_out),
+                                                     "quantize_models": first, "quantize_models_left_out": [],
+                                                     "quantize_schemes": ["fp32", "ort_fp32"]}},
+            "quantize": {"models": first, "schemes": ["fp32", "ort_fp32"]}}
+
+
 @pytest.fixture
 def tree(tmp_path) -> Path:
     """A project after a partial run: survey and benchmark done (alpha measured, beta failed,
     gamma not run), no training carbon, no quantization."""
     models = {name: {"trained_by": name} for name in ("alpha", "beta", "gamma")}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"benchmark": {"models": models, "quality_axis": "pesq"}}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(site_params(models, left_out=("delta",))))
     write_json(tmp_path / "results/survey/metrics.json", {
         "n_papers": 10, "n_reporting_energy": 1,
         "share_by_group": {"quality": 0.9, "computational_cost": 0.5, "energy": 0.1},
@@ -165,6 +176,9 @@ def test_page_shows_numbers_failures_and_missing_studies(tree):
             "by published MOS: gamma. 1 budget-trained models costed, not ranked by quality. Failed: beta.") in benchmark
     assert f"measured on Test CPU; energy: CPU: {METHOD['cpu']}; GPU: no GPU seen; RAM: {METHOD['ram']} (alpha)" \
         in benchmark
+    assert ("This run (profile default) benchmarks every model of conf/vocoder/ outside a grid but those its scope "
+            "leaves out (delta): 3 models (alpha, beta, gamma). The whole zoo and every scheme: make repro "
+            "PROFILE=full.") in benchmark
     reports = page.sections["reports"]
     for missing in ("reports/carbon.html: not run", "reports/benchmark.html: not run",
                     "reports/vocoders/beta.html: not run", "reports/quantize.html: not run"):
@@ -202,6 +216,8 @@ def test_quantization_is_included_when_present(tree):
     assert "2 variants measured; medians against fp32: static_int8 3.9x smaller, 1.25x faster, 0.8x the energy." \
         in quantize
     assert f"measured on Test CPU; energy: CPU: {METHOD['cpu']} (alpha/fp32, alpha/static_int8)" in quantize
+    assert ("This run (profile default) quantizes alpha with 2 schemes (fp32, ort_fp32). The whole zoo and every "
+            "scheme: make repro PROFILE=full.") in quantize
     assert page.row("by_scheme.static_int8.size_ratio_median")[1] == "3.9" and page.row("missing")[1] == "none"
     urls = [a.get("href") or a.get("src") for _, a in page.attrs]
     assert "quantize.html" in urls and "../results/quantize_summary/figures/size_energy.png" in urls
@@ -237,8 +253,7 @@ def test_failure_is_read_from_the_model_before_the_summary_runs(tree):
 
 
 def test_nothing_run_yet_lists_every_study_as_not_run(tmp_path):
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(
-        {"benchmark": {"models": {"alpha": {"trained_by": "alpha"}}, "quality_axis": "pesq"}}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(site_params({"alpha": {"trained_by": "alpha"}})))
     page = Page(build(tmp_path))
     for study in site.STUDIES:
         assert f"Not run: {study.metrics} does not exist" in page.sections[study.key]

@@ -101,9 +101,15 @@ def compose_params(root: str | Path, overrides: list[str] | tuple[str, ...] = ()
             plan = params["benchmark"]["models"] = plan_models(root, plan)
         params["benchmark"]["training"] = training_plan(root, plan)
         if "quantize" in params:
+            from audiofootprint.quantization.registry import select_schemes
             from audiofootprint.vocoders.zoo import plan_quantization
 
             params["quantize"]["models"] = plan_quantization(root, params["quantize"]["models"], plan)
+            try:
+                params["quantize"]["schemes"] = select_schemes(params["quantize"]["schemes"])
+            except ValueError as error:
+                raise ComposeError(f"{conf_dir / 'quantize' / choices['quantize']}.yaml (or its profile's scope): "
+                                   f"{error}") from None
     params["overrides"] = list(overrides)
     return params
 
@@ -162,6 +168,9 @@ def _profile_spec() -> dict:
                                       "max_test_seconds": (seconds + maybe, True)}, True)}, True),
         "quantize": ({"test_utterances": (count, True), "max_test_seconds": (seconds, True)}, True),
         "recipe_cost": ({"models": ((str, list), True), "warmup": (count, True), "steps": (count, True)}, True),
+        "scope": ({"models": ((str, list), True), "models_left_out": ((list,), True),
+                   "quantize_models": ((str, list), True), "quantize_models_left_out": ((list,), True),
+                   "quantize_schemes": ((str, list), True)}, True),
     }
 
 

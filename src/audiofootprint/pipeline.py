@@ -95,7 +95,8 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           _src(*_REPORT, "quantization/__init__.py", "quantization/devices.py", "data.py", "quality.py")),
     Stage("site", ("audiofootprint.site",),
           _src("site.py", "paths.py", "atomic.py", "energy", "records.py", "failures.py"),
-          ("benchmark.models", "benchmark.quality_axis")),
+          ("benchmark.models", "benchmark.quality_axis", "profile.name", "profile.scope", "quantize.models",
+           "quantize.schemes")),
 )}
 
 #: The per-model stages a job (``audiofootprint-jobs``) can run.

@@ -8,6 +8,7 @@ therefore written in conf/ as resolvers::
     benchmark.models    ${vocoders:all}              'all' or a list -> {name: {trained_by: ...}}
     benchmark.training  ${training_runs:${.models}}  the models that train, sorted -> {name: {code: ...}}
     quantize.models     ${quantizable:all}           'all' or a list, checked against benchmark.models
+    quantize.schemes    ${schemes:all}               'all' (every scheme of the registry) or a list, checked
     overrides           ${composed_with:}            the overrides of this composition
 
 Hydra imports ``hydra_plugins.audiofootprint_resolvers`` (in src/) in every process that scans
@@ -77,12 +78,13 @@ def _plain(value):
     return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
 
 
-def vocoders(models) -> DictConfig:
-    """``${vocoders:all}`` or ``${vocoders:[a, b]}``: the benchmark plan (zoo.plan_models)."""
+def vocoders(models, left_out=()) -> DictConfig:
+    """``${vocoders:all}`` or ``${vocoders:[a, b]}``, and optionally the names to leave out
+    (``${vocoders:all,[c]}``): the benchmark plan (zoo.plan_models)."""
     from audiofootprint.vocoders.zoo import plan_models
 
     root, _, _ = composition()
-    return _node(plan_models(root, _plain(models)))
+    return _node(plan_models(root, _plain(models), _plain(left_out) or ()))
 
 
 def _benchmark_plan(models, root: Path, composer: str) -> dict[str, dict]:
@@ -108,13 +110,22 @@ def training_runs(models) -> DictConfig:
     return _node(training_plan(root, _benchmark_plan(models, root, composer)))
 
 
-def quantizable(models, *, _root_: DictConfig) -> ListConfig:
-    """``${quantizable:all}``: the models of the quantization study (zoo.plan_quantization)."""
+def quantizable(models, left_out=(), *, _root_: DictConfig) -> ListConfig:
+    """``${quantizable:all}`` (or ``pretrained``, or a list), optionally with the names to leave out
+    (``${quantizable:pretrained,[c]}``): the models of the quantization study (zoo.plan_quantization)."""
     from audiofootprint.vocoders.zoo import plan_quantization
 
     root, _, composer = composition()
     plan = _benchmark_plan(_root_.benchmark.models, root, composer)
-    return _node(plan_quantization(root, _plain(models), plan))
+    return _node(plan_quantization(root, _plain(models), plan, _plain(left_out) or ()))
+
+
+def schemes(names) -> ListConfig:
+    """``${schemes:all}`` or ``${schemes:[fp32, ort_fp32]}``: the quantization schemes of the study
+    (:data:`audiofootprint.quantization.registry.SCHEMES`, in its order, for ``all``)."""
+    from audiofootprint.quantization.registry import select_schemes
+
+    return _node(select_schemes(_plain(names)))
 
 
 def composed_with() -> ListConfig:
@@ -124,7 +135,7 @@ def composed_with() -> ListConfig:
 
 
 RESOLVERS = {"vocoders": vocoders, "training_runs": training_runs, "quantizable": quantizable,
-             "composed_with": composed_with}
+             "schemes": schemes, "composed_with": composed_with}
 
 
 def register() -> None:

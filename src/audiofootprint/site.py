@@ -185,6 +185,29 @@ def grid_sentence(name: str, grid: dict) -> str:
             f"{grid.get('quality_note', '')}.")
 
 
+def scope_sentence(study: Study, params: dict) -> str:
+    """What this run covered of a study (``profile.scope``) and the command that covers the rest, so that
+    a model or scheme the run left out is not missing without a word; "" for the other studies."""
+    profile = params["profile"]
+    scope, name = profile["scope"], profile["name"]
+    rest = " The whole zoo and every scheme: make repro PROFILE=full."
+    if study.key == "benchmark":
+        models, left_out = params["benchmark"]["models"], scope["models_left_out"]
+        chosen = "every model of conf/vocoder/ outside a grid" if scope["models"] == "all" else "the models it names"
+        told = f"This run (profile {name}) benchmarks {chosen}"
+        if left_out:
+            told += f" but those its scope leaves out ({', '.join(left_out)})"
+        whole = scope["models"] == "all" and not left_out
+        return f"{told}: {len(models)} models ({', '.join(models)}).{'' if whole else rest}"
+    if study.key == "quantize":
+        quantize = params["quantize"]
+        whole = (scope["quantize_schemes"] == "all" and scope["quantize_models"] in ("all", "pretrained")
+                 and not scope["quantize_models_left_out"])
+        return (f"This run (profile {name}) quantizes {', '.join(quantize['models']) or 'no model'} with "
+                f"{len(quantize['schemes'])} schemes ({', '.join(quantize['schemes'])}).{'' if whole else rest}")
+    return ""
+
+
 def recipe_cost_sentence(root: Path) -> str:
     """What training each measured model to its recipe would cost on this machine
     (results/recipe_cost/costs.csv), or "" when that stage measured nothing."""
@@ -393,6 +416,9 @@ def render_study(root: Path, study: Study, params: dict, models: list[Model]) ->
         sentence = headline(study, metrics, path, axis)
         if sentence:
             parts.append(f'<p class="headline">{escape(sentence)}</p>')
+        scope = scope_sentence(study, params)
+        if scope:
+            parts.append(f"<p>{escape(scope)}</p>")
         recipe = recipe_cost_sentence(root) if study.key == "benchmark" else ""
         if recipe:
             parts.append(f"<p>{escape(recipe)}</p>")

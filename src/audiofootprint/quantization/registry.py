@@ -31,6 +31,19 @@ def scheme(name: str) -> Scheme:
     return SCHEMES[name]
 
 
+def select_schemes(names: str | list[str]) -> list[str]:
+    """The schemes ``names`` selects: ``"all"`` (every scheme, in :data:`SCHEMES`' order) or a list of
+    names, each known (a ValueError names the first unknown one and lists the known ones)."""
+    if names == "all":
+        return list(SCHEMES)
+    if isinstance(names, str):
+        names = [names]
+    unknown = [name for name in names if name not in SCHEMES]
+    if unknown:
+        raise ValueError(f"quantize.schemes names {unknown[0]!r}, not a scheme; use all or names of: {', '.join(SCHEMES)}")
+    return list(names)
+
+
 def apply(name: str, model: Vocoder, calibration: Calibration, device: str = "cpu") -> Quantized:
     """Quantize ``model`` with the scheme ``name``; raises :class:`~audiofootprint.quantization.base.NotApplicable`."""
     return scheme(name).make(model.for_inference(), calibration, device)
