@@ -24,7 +24,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e . 2>&1 | grep -v "^WARNING: Location"; test $${PIPESTATUS[0]} -eq 0
 	touch $@
 
-## Compose conf/ into params.yaml (PROFILE=ci|default|paper or PARAMS_OVERRIDES="k=v ...").
+## Compose conf/ into params.yaml (PROFILE=ci|default|full|paper or PARAMS_OVERRIDES="k=v ...").
 params: $(VENV)/.installed
 	$(BIN)/audiofootprint params --write $(PARAMS_OVERRIDES)
 
