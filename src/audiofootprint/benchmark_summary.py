@@ -190,8 +190,7 @@ def summarise(root: str | Path, params: dict) -> dict:
     and the recordings' ceiling; budget-trained models are listed apart, never ranked by
     quality. The published-MOS front and ranking take every model with a published rating.
     """
-    root = Path(root)
-    bench = params["benchmark"]
+    root, bench = Path(root), params["benchmark"]
     axis = bench["quality_axis"]
     direction = quality.METRICS[axis]["direction"]
     table = model_table(root, params)
