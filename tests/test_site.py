@@ -54,7 +54,7 @@ def site_params(models: dict, left_out: tuple = ()) -> dict:
     first = list(models)[:1]
     return {"benchmark": {"models": models, "quality_axis": "pesq"},
             "profile": {"name": "default", "scope": {"models": "all", "models_left_out": list(left_out),
-                                                     "quantize_models": first, "quantize_models_left_out": [],
+                                                     "quantize_models": first,
                                                      "quantize_schemes": ["fp32", "ort_fp32"]}},
             "quantize": {"models": first, "schemes": ["fp32", "ort_fp32"]}}
 

@@ -169,8 +169,7 @@ def _profile_spec() -> dict:
         "quantize": ({"test_utterances": (count, True), "max_test_seconds": (seconds, True)}, True),
         "recipe_cost": ({"models": ((str, list), True), "warmup": (count, True), "steps": (count, True)}, True),
         "scope": ({"models": ((str, list), True), "models_left_out": ((list,), True),
-                   "quantize_models": ((str, list), True), "quantize_models_left_out": ((list,), True),
-                   "quantize_schemes": ((str, list), True)}, True),
+                   "quantize_models": ((str, list), True), "quantize_schemes": ((str, list), True)}, True),
     }
 
 

@@ -110,14 +110,14 @@ def training_runs(models) -> DictConfig:
     return _node(training_plan(root, _benchmark_plan(models, root, composer)))
 
 
-def quantizable(models, left_out=(), *, _root_: DictConfig) -> ListConfig:
-    """``${quantizable:all}`` (or ``pretrained``, or a list), optionally with the names to leave out
-    (``${quantizable:pretrained,[c]}``): the models of the quantization study (zoo.plan_quantization)."""
+def quantizable(models, *, _root_: DictConfig) -> ListConfig:
+    """``${quantizable:all}`` (or ``pretrained``, or a list): the models of the quantization study
+    (zoo.plan_quantization)."""
     from audiofootprint.vocoders.zoo import plan_quantization
 
     root, _, composer = composition()
     plan = _benchmark_plan(_root_.benchmark.models, root, composer)
-    return _node(plan_quantization(root, _plain(models), plan, _plain(left_out) or ()))
+    return _node(plan_quantization(root, _plain(models), plan))
 
 
 def schemes(names) -> ListConfig:

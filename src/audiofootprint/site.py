@@ -201,8 +201,7 @@ def scope_sentence(study: Study, params: dict) -> str:
         return f"{told}: {len(models)} models ({', '.join(models)}).{'' if whole else rest}"
     if study.key == "quantize":
         quantize = params["quantize"]
-        whole = (scope["quantize_schemes"] == "all" and scope["quantize_models"] in ("all", "pretrained")
-                 and not scope["quantize_models_left_out"])
+        whole = scope["quantize_schemes"] == "all" and scope["quantize_models"] in ("all", "pretrained")
         return (f"This run (profile {name}) quantizes {', '.join(quantize['models']) or 'no model'} with "
                 f"{len(quantize['schemes'])} schemes ({', '.join(quantize['schemes'])}).{'' if whole else rest}")
     return ""

@@ -314,7 +314,7 @@ def class_source(entry: ZooEntry) -> str:
                           f"({type(error).__name__}: {error})") from None
 
 
-def plan_models(root: str | Path, models: str | list[str], left_out: list[str] = ()) -> dict[str, dict]:
+def plan_models(root: str | Path, models: str | list[str], left_out: tuple[str, ...] | list[str] = ()) -> dict[str, dict]:
     """The benchmark's models, which training run each uses and the code of its class.
 
     ``models`` is what :func:`selection` takes: ``"all"`` (every file of conf/vocoder/ outside a
@@ -326,7 +326,10 @@ def plan_models(root: str | Path, models: str | list[str], left_out: list[str] =
     drops (a profile's scope; an unknown name is refused).
     """
     paths = config_paths(root)
-    _check_left_out("profile.scope.models_left_out", left_out, paths)
+    unknown = [name for name in left_out if name not in paths]
+    if unknown:
+        raise ConfigError(f"profile.scope.models_left_out names {unknown[0]!r}, not in conf/vocoder/ "
+                          f"(known: {', '.join(paths)})")
     plan = {}
     for name in [name for name in selection(paths, models) if name not in left_out]:
         entry = load_entry(paths[name])
@@ -361,24 +364,16 @@ def training_plan(root: str | Path, benchmark_plan: dict[str, dict]) -> dict[str
             for name in owners}
 
 
-def _check_left_out(key: str, left_out, paths: Mapping[str, Path]) -> None:
-    unknown = [name for name in left_out if name not in paths]
-    if unknown:
-        raise ConfigError(f"{key} names {unknown[0]!r}, not in conf/vocoder/ (known: {', '.join(paths)})")
-
-
-def plan_quantization(root: str | Path, models: str | list[str], benchmark_plan: dict[str, dict],
-                      left_out: list[str] = ()) -> list[str]:
+def plan_quantization(root: str | Path, models: str | list[str], benchmark_plan: dict[str, dict]) -> list[str]:
     """The models the quantization study takes: benchmarked models with weights of their own
     (trained here, or pretrained).
 
     ``models`` is ``"all"``, ``"pretrained"`` (those with published weights: the models whose
     quality change under quantization is a finding) or a list of names; a named model that is not
     benchmarked, has no training objective (nothing to quantize) or reuses another model's
-    training is refused. ``left_out`` names models ``all`` or ``pretrained`` drops (a profile's scope).
+    training is refused.
     """
     paths = config_paths(root)
-    _check_left_out("profile.scope.quantize_models_left_out", left_out, paths)
 
     def reason_to_skip(name: str) -> str | None:
         if name not in benchmark_plan:
@@ -391,7 +386,7 @@ def plan_quantization(root: str | Path, models: str | list[str], benchmark_plan:
         return None
 
     if models in ("all", "pretrained"):
-        chosen = [name for name in benchmark_plan if name not in left_out and reason_to_skip(name) is None]
+        chosen = [name for name in benchmark_plan if reason_to_skip(name) is None]
         if models == "pretrained":
             chosen = [name for name in chosen if OmegaConf.load(paths[name]).get("weights") is not None]
         return chosen
