@@ -121,11 +121,12 @@ display(pd.DataFrame(rows).set_index(["model", "variant"]).round(3) if rows
 # %% [markdown]
 # ## Mixed precision found by measurement
 # `ort_mixed_int8` quantizes one weighted op at a time and measures its damage (multi-resolution
-# STFT distance and SNR to the float32 output on training utterances), then quantizes the ops in
-# order of increasing damage for as long as the quality budget holds; the ops left over compute in
-# float from int8-stored weights. Each point below is one count of ops quantized, measured on the
-# search utterances (training split); the ringed point is the variant chosen, measured on the test
-# set in the tables above.
+# STFT distance and SNR to the float32 output on training utterances), then adds the ops to int8 in
+# order of increasing damage, a block at a time, keeping in float each op whose addition takes the
+# quality beyond the budget; those ops compute in float from int8-stored weights. Each point below
+# is one candidate the search measured on its search utterances (training split): joined, the
+# candidates it kept; crosses, those beyond the budget. The ringed point is the variant chosen,
+# measured on the test set in the tables above.
 
 # %%
 if curve.empty:
@@ -135,17 +136,18 @@ else:
     metric = budget["metric"]
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     for number, (model, part) in enumerate(curve.groupby("model")):
-        part = part.sort_values("ops_quantized")
-        chosen = part[part["chosen"]]
+        kept, beyond = part[part["within_budget"].astype(bool)], part[~part["within_budget"].astype(bool)]
+        chosen = part[part["chosen"].astype(bool)]
         for ax, column in zip(axes, [f"delta_{metric}", "seconds_per_call", "size_bytes"]):
             scale = 1e6 if column == "size_bytes" else 1.0
-            ax.plot(part["ops_quantized"], part[column] / scale, marker="o", ms=3, color=f"C{number}", label=model)
+            ax.plot(kept["ops_quantized"], kept[column] / scale, marker="o", ms=3, color=f"C{number}", label=model)
+            ax.scatter(beyond["ops_quantized"], beyond[column] / scale, marker="x", s=18, color=f"C{number}", alpha=0.6)
             ax.scatter(chosen["ops_quantized"], chosen[column] / scale, s=120, facecolors="none", edgecolors="C3")
     axes[0].axhline(-budget["max_drop"] if METRICS[metric]["direction"] == "max" else budget["max_drop"],
                     color="C3", ls="--", lw=0.8, label="budget")
     for ax, label in zip(axes, [f"{METRICS[metric]['name']} change (training utterances)",
                                 "seconds per call (rough, on one mel)", "size (MB)"]):
-        ax.set_xlabel("weighted ops in int8 (by increasing damage)")
+        ax.set_xlabel("weighted ops in int8 (added by increasing damage)")
         ax.set_ylabel(label)
     axes[0].legend(fontsize=8)
     fig.suptitle("Mixed precision: the whole trade-off, and the variant chosen")

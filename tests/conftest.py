@@ -281,7 +281,7 @@ def benchmarked(tmp_path_factory):
     run(["audiofootprint", "params", "--write", "profile=ci", f"benchmark.models=[{','.join(BENCHMARK_MODELS)}]",
          f"quantize.models=[{','.join(QUANTIZED_MODELS)}]", f"quantize.schemes=[{','.join(QUANTIZATION_SCHEMES)}]",
          "quantize.calibration_utterances=2", "quantize.mixed_precision.search_utterances=1",
-         "quantize.mixed_precision.grid=2", "quantize.mixed_precision.metric=mrstft"],
+         "quantize.mixed_precision.block=8", "quantize.mixed_precision.metric=mrstft"],
         project)
     return offline_repro(project, ["benchmark_report"], tmp_path_factory.mktemp("bench_netguard"))
 

@@ -195,9 +195,10 @@ def test_quantization_stages_through_dvc_on_the_ci_profile(benchmarked):
     assert set(summary["by_scheme"]) == {"static_int8", "weight_int4", "ort_mixed_int8"}
     chosen = summary["mixed_precision"][f"{model}/ort_mixed_int8"]
     curve = pd.read_csv(project / "results/quantize_summary/mixed_precision_curve.csv")
-    assert len(curve) >= 3 and curve["chosen"].sum() == 1 and chosen["ops"] == curve["ops_quantized"].max()
+    assert len(curve) >= 3 and curve["chosen"].sum() == 1 and curve["within_budget"].iloc[0]
     assert chosen["ops_quantized"] == int(curve.loc[curve["chosen"], "ops_quantized"].iloc[0])
     damage = pd.read_csv(project / "results/quantize_summary/mixed_precision_damage.csv")
+    assert len(damage) >= curve["ops_quantized"].max()
     assert len(damage) == chosen["ops"] and damage["mrstft_per_gmac"].is_monotonic_increasing  # the default order
     assert f"{model}/dynamic_int8" in summary["not_applicable"] and not summary["missing"]
     table = pd.read_csv(project / "results/quantize_summary/variants.csv")

@@ -13,7 +13,7 @@ from torch import nn
 from audiofootprint.engines import ExportError, OnnxVocoder, export_onnx, on_onnxruntime
 from audiofootprint.evaluate import snr_db
 from audiofootprint.quantization.base import Calibration, MixedBudget, NotApplicable
-from audiofootprint.quantization.onnx_schemes import int8_weights, op_macs
+from audiofootprint.quantization.onnx_schemes import add_while_within, int8_weights, op_macs
 from audiofootprint.quantization.registry import SCHEMES, apply
 from audiofootprint.vocoders.base import Vocoder
 from test_quantization import mels, small_hifigan
@@ -148,7 +148,7 @@ def test_mixed_precision_keeps_the_sensitive_layer_in_float():
     calibration = mels(model, count=3, frames=64)
     with torch.inference_mode():  # the "recordings": the float model's own output
         waves = [model(mel)[0] for mel in calibration.mels]
-    budget = MixedBudget(metric="mrstft", max_drop=0.5, search_utterances=2, damage_seconds=0.5, grid=3,
+    budget = MixedBudget(metric="mrstft", max_drop=0.5, search_utterances=2, damage_seconds=0.5, block=1,
                          order="damage")
     made = apply("ort_mixed_int8", model, Calibration(calibration.mels, waves, budget))
     search = made.details["mixed_precision"]
@@ -157,6 +157,9 @@ def test_mixed_precision_keeps_the_sensitive_layer_in_float():
     assert [point["ops_quantized"] for point in search["curve"]] == [0, 1, 2, 3]
     assert [point["within_budget"] for point in search["curve"]] == [True, True, True, False]
     assert search["curve"][-1]["delta_mrstft"] > 0.5 > search["curve"][2]["delta_mrstft"]
+    assert [point["chosen"] for point in search["curve"]] == [False, False, True, False]
+    # the time of one call is measured along the search's path, not for the candidates it rejects
+    assert search["curve"][-1]["seconds_per_call"] is None and search["curve"][2]["seconds_per_call"] > 0
     assert "2 of 3 weighted ops in int8" in made.notes[1]
     assert snr_to(model, made.model, calibration.mels[0]) > 10  # the full int8 graph: about 3.7 dB
 
@@ -193,7 +196,7 @@ def test_mixed_precision_ordered_by_damage_per_multiply_accumulate():
     calibration = mels(model, count=3, frames=64)
     with torch.inference_mode():
         waves = [model(mel)[0] for mel in calibration.mels]
-    budget = MixedBudget(metric="mrstft", max_drop=0.5, search_utterances=2, damage_seconds=0.5, grid=3,
+    budget = MixedBudget(metric="mrstft", max_drop=0.5, search_utterances=2, damage_seconds=0.5, block=1,
                          order="damage_per_mac")
     made = apply("ort_mixed_int8", model, Calibration(calibration.mels, waves, budget))
     search = made.details["mixed_precision"]
@@ -202,6 +205,21 @@ def test_mixed_precision_ordered_by_damage_per_multiply_accumulate():
     frames = round(0.5 * 16000 / 256)  # damage_seconds of mel
     assert {row["op"]: row["macs"] for row in search["damage"]}["/last/Conv"] == 256 * frames * 16
     assert search["chosen_ops"] == 2 and "per multiply-accumulate" in search["budget"]
+
+
+def test_ops_added_block_by_block_past_the_ones_that_break_the_budget():
+    tried = []
+
+    def within(ops):  # "c" and "f" break the budget, whatever else is in int8
+        tried.append("".join(ops))
+        return not {"c", "f"} & set(ops)
+
+    assert add_while_within(list("abcdefg"), 3, within) == list("abdeg")
+    # a block beyond the budget is tried again op by op; a block within it is taken whole
+    assert tried == ["abc", "a", "ab", "abc", "abdef", "abd", "abde", "abdef", "abdeg"]
+    tried.clear()
+    assert add_while_within(list("abcdefg"), 1, within) == list("abdeg") and len(tried) == 7
+    assert add_while_within([], 4, within) == []
 
 
 def test_mixed_precision_needs_a_budget_and_the_recordings():
@@ -216,6 +234,9 @@ def test_mixed_precision_needs_a_budget_and_the_recordings():
         MixedBudget(method="kl")
     with pytest.raises(ValueError, match="order 'random' is not one of damage, damage_per_mac"):
         MixedBudget(order="random")
+    with pytest.raises(ValueError, match=r"quantize.mixed_precision.grid is not a setting .*known: block"):
+        MixedBudget.from_params({"metric": "pesq", "grid": 8})
+    assert MixedBudget.from_params({"block": 2}).block == 2
 
 
 class Noisy(Vocoder):

@@ -1,7 +1,7 @@
 """What every quantization scheme takes and returns, whatever its engine."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import torch
@@ -41,8 +41,9 @@ class MixedBudget:
     ``metric`` (a key of :data:`audiofootprint.quality.METRICS`) is scored against the recordings on
     the first ``search_utterances`` calibration utterances; a candidate is within budget when its
     score is at most ``max_drop`` worse than the float32 model's. Each op's damage is measured on the
-    first ``damage_seconds`` of those utterances; ``grid`` evenly spaced counts of quantized ops are
-    tried before bisecting; ``method`` is the activation calibration (minmax, entropy, percentile).
+    first ``damage_seconds`` of those utterances; ops are added to int8 ``block`` at a time, a block
+    beyond the budget tried again op by op; ``method`` is the activation calibration (minmax,
+    entropy, percentile).
     ``order`` is the order in which ops are quantized (:data:`SEARCH_ORDERS`): by increasing damage,
     or by increasing damage per multiply-accumulate (the compute an op moves to int8).
     """
@@ -51,7 +52,7 @@ class MixedBudget:
     max_drop: float = 0.1
     search_utterances: int = 4
     damage_seconds: float = 0.5
-    grid: int = 8
+    block: int = 4
     method: str = "minmax"
     order: str = "damage_per_mac"
 
@@ -60,14 +61,24 @@ class MixedBudget:
             raise ValueError(f"quantize.mixed_precision.metric {self.metric!r} is not one of {', '.join(quality.METRICS)}")
         if not self.max_drop >= 0:
             raise ValueError(f"quantize.mixed_precision.max_drop must be at least 0, not {self.max_drop!r}")
-        if self.search_utterances < 1 or self.grid < 1:
-            raise ValueError("quantize.mixed_precision.search_utterances and grid must be at least 1")
+        if self.search_utterances < 1 or self.block < 1:
+            raise ValueError("quantize.mixed_precision.search_utterances and block must be at least 1")
         if not self.damage_seconds > 0:
             raise ValueError(f"quantize.mixed_precision.damage_seconds must be above 0, not {self.damage_seconds!r}")
         if self.method not in CALIBRATION_METHODS:
             raise ValueError(f"quantize.mixed_precision.method {self.method!r} is not one of {', '.join(CALIBRATION_METHODS)}")
         if self.order not in SEARCH_ORDERS:
             raise ValueError(f"quantize.mixed_precision.order {self.order!r} is not one of {', '.join(SEARCH_ORDERS)}")
+
+    @classmethod
+    def from_params(cls, settings: dict) -> "MixedBudget":
+        """The budget of params.yaml's ``quantize.mixed_precision`` (an unknown key is an error naming it)."""
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"quantize.mixed_precision.{unknown[0]} is not a setting of the mixed-precision search "
+                             f"(known: {', '.join(sorted(known))})")
+        return cls(**settings)
 
     def allows(self, delta: float) -> bool:
         """Whether a change of the metric (variant - float32) is within the budget."""

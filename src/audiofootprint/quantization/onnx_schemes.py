@@ -1,5 +1,8 @@
 """Quantization schemes on ONNX Runtime: the model exported to ONNX, quantized with ONNX Runtime's
 own tools (``onnxruntime.quantization``), and run by ONNX Runtime (:class:`~audiofootprint.engines.OnnxVocoder`).
+Every scheme starts from the same float32 graph, whose 1-D ConvTranspose ops are rewritten as the
+equivalent polyphase Conv (:mod:`audiofootprint.quantization.polyphase`), for which ONNX Runtime has
+int8 kernels; the float graph's difference to torch's output is recorded in each variant's notes.
 
 * ``ort_fp32``: the exported float32 graph; its largest difference to torch's output is recorded.
 * ``ort_weight_int8``: every weighted op's weights stored in int8 (one scale per output channel)
@@ -11,9 +14,9 @@ own tools (``onnxruntime.quantization``), and run by ONNX Runtime (:class:`~audi
   ONNX Runtime on training-split mels (Entropy over 2048 histogram bins, :data:`ENTROPY_BINS`); the
   weighted ops (Conv, ConvTranspose, MatMul, Gemm) are quantized, the rest stays float.
 * ``ort_mixed_int8``: mixed precision found by measurement (:func:`mixed_precision_search`): each
-  weighted op quantized alone and its damage measured, then ops quantized in order of increasing
-  damage (or damage per multiply-accumulate) for as long as the quality budget
-  (:class:`~audiofootprint.quantization.base.MixedBudget`) holds.
+  weighted op quantized alone and its damage measured, then ops added to int8 in order of increasing
+  damage (or damage per multiply-accumulate), each one that takes the quality beyond the budget
+  (:class:`~audiofootprint.quantization.base.MixedBudget`) kept in float.
 
 uint8 activations with int8 weights (U8S8) are what ONNX Runtime's x86 int8 kernels are fastest
 with; on a CPU with AVX2 but no VNNI they can saturate, which the quality measurement would show.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,6 +40,7 @@ from audiofootprint.evaluate import snr_db
 from audiofootprint.failures import first_line
 from audiofootprint.features import convention_of
 from audiofootprint.quantization.base import CALIBRATION_METHODS, Calibration, Make, MixedBudget, NotApplicable, Quantized
+from audiofootprint.quantization.polyphase import rewrite_transposed_convs
 from audiofootprint.vocoders.base import Vocoder
 
 WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
@@ -53,7 +58,9 @@ class _Graphs:
         except ExportError as error:
             raise NotApplicable(str(error)) from error
         exported = folder / "exported.onnx"
-        exported.write_bytes(graph)
+        graph = onnx.load_from_string(graph)
+        self.polyphase = rewrite_transposed_convs(graph)
+        onnx.save(graph, str(exported))
         self.fp32 = folder / "fp32.onnx"
         try:
             quant_pre_process(str(exported), str(self.fp32), skip_symbolic_shape=True)
@@ -72,7 +79,10 @@ class _Graphs:
         return [node.name for node in graph.node if node.op_type in WEIGHTED_OPS]
 
     def parity_note(self) -> str:
-        return f"exported with torch.onnx (opset {OPSET}); max |ONNX Runtime - torch| = {self.parity:.2e} on a training mel"
+        rewritten = (f", its {self.polyphase} ConvTranspose ops rewritten as polyphase Conv (quantization.polyphase)"
+                     if self.polyphase else "")
+        return (f"exported with torch.onnx (opset {OPSET}){rewritten}; max |ONNX Runtime - torch| = "
+                f"{self.parity:.2e} on a training mel")
 
 
 @contextmanager
@@ -301,7 +311,7 @@ def ort_mixed_int8(model: Vocoder, calibration: Calibration, device: str) -> Qua
         raise ValueError("ort_mixed_int8 scores candidates against the recordings: the calibration needs their waveforms")
     with _graphs(model, calibration, device) as graphs, _quiet_onnxruntime():
         search = mixed_precision_search(graphs, calibration, budget)
-        chosen = search["order"][: search["chosen_ops"]]
+        chosen = search["chosen"]
         runner = graphs.runner(_mixed_graph(graphs, calibration, budget.method, chosen, graphs.folder / "mixed.onnx"))
         kept = len(search["order"]) - len(chosen)
         return Quantized(runner, f"mixed int8 (onnxruntime QDQ, {CALIBRATION_METHODS[budget.method]} calibration, "
@@ -313,17 +323,20 @@ def ort_mixed_int8(model: Vocoder, calibration: Calibration, device: str) -> Qua
 
 
 def mixed_precision_search(graphs: _Graphs, calibration: Calibration, budget: MixedBudget) -> dict:
-    """Order the weighted ops by the damage each does alone, then find how many of them, quantized in
-    that order, stay within ``budget``.
+    """Order the weighted ops by the damage each does alone, then add them to int8 in that order,
+    keeping in float each one whose addition takes the quality beyond ``budget``.
 
     Damage of one op: its int8 graph's mean multi-resolution STFT distance to the float32 graph's
     output on the first ``budget.damage_seconds`` of the search mels (SNR beside it); ops are taken by
     increasing distance, or by increasing distance per multiply-accumulate (:func:`op_macs`) when
-    ``budget.order`` says so: the ops that move most compute to int8 for least damage first. Along that
-    order the quality (``budget.metric`` against the recordings, on the search utterances) is
-    measured at evenly spaced counts, then bisected between the last count within budget and the
-    first beyond it. Returns the damage table, the curve (ops quantized -> size, time of one call,
-    quality) and the number of ops chosen.
+    ``budget.order`` says so: the ops that move most compute to int8 for least damage first. Along
+    that order, ``budget.block`` ops at a time are added to the int8 set and the quality
+    (``budget.metric`` against the recordings, on the search utterances) measured; a block that goes
+    beyond the budget is tried again one op at a time, and each op that still goes beyond it stays
+    in float. Damage does not add up op by op, so this keeps going past an op that breaks the
+    budget where stopping at the first one would leave the rest of the order in float. Returns the
+    damage table, the curve (every candidate tried: ops quantized, size, quality; the time of one
+    call for those within budget) and the ops chosen (``chosen``, in the order they were added).
     """
     search = _search_set(calibration, budget)
     rate = graphs.model.mel.sample_rate
@@ -350,31 +363,40 @@ def mixed_precision_search(graphs: _Graphs, calibration: Calibration, budget: Mi
         damage.sort(key=lambda row: (row["mrstft_to_fp32"], -row["snr_to_fp32_db"]))
     order = [row["op"] for row in damage]
     reference = _quality(graphs.fp32_runner, search, budget.metric, rate)
-    curve: dict[int, dict] = {}
+    curve: list[dict] = []
 
-    def point(count: int) -> dict:
-        if count not in curve:
-            runner = graphs.runner(_mixed_graph(graphs, calibration, budget.method, order[:count],
-                                                graphs.folder / "candidate.onnx"))
-            score = _quality(runner, search, budget.metric, rate)
-            curve[count] = {"ops_quantized": count, "size_bytes": runner.artifact_bytes(),
-                            "seconds_per_call": _median_call_seconds(runner, search[0][0]),
-                            budget.metric: score, f"delta_{budget.metric}": score - reference}
-            curve[count]["within_budget"] = budget.allows(curve[count][f"delta_{budget.metric}"])
-        return curve[count]
+    def within(ops: list[str]) -> bool:
+        runner = graphs.runner(_mixed_graph(graphs, calibration, budget.method, ops, graphs.folder / "candidate.onnx"))
+        score = _quality(runner, search, budget.metric, rate)
+        point = {"ops_quantized": len(ops), "size_bytes": runner.artifact_bytes(), budget.metric: score,
+                 f"delta_{budget.metric}": score - reference, "within_budget": budget.allows(score - reference)}
+        point["seconds_per_call"] = _median_call_seconds(runner, search[0][0]) if point["within_budget"] else None
+        curve.append(point)
+        return point["within_budget"]
 
-    counts = sorted({round(i * len(order) / budget.grid) for i in range(budget.grid + 1)})
-    within = [c for c in counts if point(c)["within_budget"]]
-    best = max(within, default=0)
-    beyond = [c for c in counts if c > best and not point(c)["within_budget"]]
-    if beyond:
-        low, high = best, min(beyond)
-        while high - low > 1:
-            middle = (low + high) // 2
-            low, high = (middle, high) if point(middle)["within_budget"] else (low, middle)
-        best = low
+    within([])  # no op in int8: every weight stored in int8, computing in float
+    chosen = add_while_within(order, budget.block, within)
+    last = max(i for i, point in enumerate(curve) if point["within_budget"] or i == 0)
+    for i, point in enumerate(curve):
+        point["chosen"] = i == last
     return {"budget": budget.describe(), "search_utterances": len(search), "reference": reference,
-            "damage": damage, "order": order, "curve": [curve[c] for c in sorted(curve)], "chosen_ops": best}
+            "damage": damage, "order": order, "curve": curve, "chosen": chosen, "chosen_ops": len(chosen)}
+
+
+def add_while_within(order: list[str], block: int, within: Callable[[list[str]], bool]) -> list[str]:
+    """The ops of ``order`` added, ``block`` at a time, to a set that ``within`` accepts: a block that
+    ``within`` rejects is tried again one op at a time, and an op rejected alone is left out. Returns
+    the accepted ops in the order they were added."""
+    chosen: list[str] = []
+    for start in range(0, len(order), block):
+        ops = order[start:start + block]
+        if within(chosen + ops):
+            chosen += ops
+        elif len(ops) > 1:
+            for op in ops:
+                if within(chosen + [op]):
+                    chosen.append(op)
+    return chosen
 
 
 def _mixed_graph(graphs: _Graphs, calibration: Calibration, method: str, ops: list[str], out: Path) -> Path:

@@ -41,7 +41,7 @@ def calibration_set(model: Vocoder, corpus_dir: Path, settings: dict) -> Calibra
     if not mels:
         raise FileNotFoundError(f"{corpus_dir} has no training utterances: build the corpus first (dvc repro corpus)")
     budget = settings.get("mixed_precision")
-    return Calibration(mels, waves, MixedBudget(**budget) if budget else None)
+    return Calibration(mels, waves, MixedBudget.from_params(budget) if budget else None)
 
 
 def quantization_test_set(profile: dict, entry: zoo.ZooEntry) -> dict:

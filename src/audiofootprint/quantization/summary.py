@@ -96,7 +96,7 @@ def summarise(root: str | Path, params: dict) -> dict:
         "missing": sorted(f"{r.model}/{r.scheme}" for r in table[table["status"] == "missing"].itertuples()),
         "by_scheme": by_scheme,
         "largest_size_reduction": _best(measured, "size_ratio"),
-        "mixed_precision": _chosen(measured, curves["curve"], axis),
+        "mixed_precision": _chosen(measured, curves, axis),
         "pareto_inference": sorted(f"{r.model}/{r.scheme}" for r in table[front].itertuples()),
     }
     atomic.write_json(out / "metrics.json", metrics)
@@ -112,7 +112,7 @@ def _best(table: pd.DataFrame, column: str) -> dict | None:
 
 def mixed_precision_tables(root: Path, measured: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The mixed-precision searches of the measured variants (those whose record.json holds one):
-    ``curve`` (one row per count of ops tried) and ``damage`` (one row per op, in the order the search
+    ``curve`` (one row per candidate tried, in the order tried) and ``damage`` (one row per op, in the order the search
     quantizes them)."""
     curves, damages = [], []
     for row in measured.itertuples():
@@ -121,8 +121,7 @@ def mixed_precision_tables(root: Path, measured: pd.DataFrame) -> dict[str, pd.D
         if search is None:
             continue
         for point in search["curve"]:
-            curves.append({"model": row.model, "scheme": row.scheme, **point,
-                           "chosen": point["ops_quantized"] == search["chosen_ops"]})
+            curves.append({"model": row.model, "scheme": row.scheme, **point})
         for rank, op in enumerate(search["damage"], start=1):
             damages.append({"model": row.model, "scheme": row.scheme, "rank": rank, **op})
     curve_columns = ["model", "scheme", "ops_quantized", "size_bytes", "seconds_per_call", "within_budget", "chosen"]
@@ -130,16 +129,19 @@ def mixed_precision_tables(root: Path, measured: pd.DataFrame) -> dict[str, pd.D
             "damage": pd.DataFrame(damages, columns=None if damages else ["model", "scheme", "rank", "op"])}
 
 
-def _chosen(measured: pd.DataFrame, curve: pd.DataFrame, axis: str) -> dict:
-    """Per mixed-precision variant: the ops it quantized and its ratios against the float32 baseline."""
+def _chosen(measured: pd.DataFrame, curves: dict[str, pd.DataFrame], axis: str) -> dict:
+    """Per mixed-precision variant: the ops it quantized (of all its weighted ops, one row each in the
+    damage table) and its ratios against the float32 baseline."""
     out = {}
+    curve, damage = curves["curve"], curves["damage"]
     for row in measured.itertuples():
         points = curve[(curve["model"] == row.model) & (curve["scheme"] == row.scheme)]
         if points.empty:
             continue
-        chosen = points[points["chosen"]]
+        chosen = points[points["chosen"].astype(bool)]
+        ops = damage[(damage["model"] == row.model) & (damage["scheme"] == row.scheme)]
         out[f"{row.model}/{row.scheme}"] = {
-            "ops_quantized": int(chosen["ops_quantized"].iloc[0]), "ops": int(points["ops_quantized"].max()),
+            "ops_quantized": int(chosen["ops_quantized"].iloc[0]), "ops": int(len(ops)),
             "size_ratio": round(float(row.size_ratio), 3), "speedup": round(float(row.speedup), 3),
             "energy_ratio": round(float(row.energy_ratio), 3),
             f"delta_{axis}": round(float(getattr(row, f"delta_{axis}")), 4)}
