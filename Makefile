@@ -44,9 +44,9 @@ corpus-source: params
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkg; \
 	else echo "The corpus needs Debian's $$pkg. Run: sudo apt-get install $$pkg"; exit 1; fi
 
-## Run the tests (slow end-to-end runs excluded: see test-slow).
+## Run the tests (slow end-to-end runs excluded: see test-slow); the 20 slowest steps are listed at the end.
 test: $(VENV)/.installed corpus-source browser
-	$(PYTEST)
+	$(PYTEST) --durations=20
 
 test-slow: $(VENV)/.installed
 	$(PYTEST) -m slow
