@@ -58,9 +58,9 @@ class _Graphs:
         except ExportError as error:
             raise NotApplicable(str(error)) from error
         exported = folder / "exported.onnx"
-        graph = onnx.load_from_string(graph)
-        self.polyphase = rewrite_transposed_convs(graph)
-        onnx.save(graph, str(exported))
+        rewritten = onnx.load_from_string(graph)
+        self.polyphase = rewrite_transposed_convs(rewritten)
+        onnx.save(rewritten, str(exported))
         self.fp32 = folder / "fp32.onnx"
         try:
             quant_pre_process(str(exported), str(self.fp32), skip_symbolic_shape=True)

@@ -9,8 +9,10 @@ form), followed by interleaving the phases and cropping the padding:
     y[co, m*s + r] = sum_j sum_ci W[ci, co, j*s + r] * x[ci, m - j]          (before cropping)
 
 is, for each phase ``r``, a convolution of ``x`` with the kernel taps ``W[:, :, r], W[:, :, s + r], ...``
-(``ceil(K / s)`` taps, reversed because Conv correlates). The rewrite does the same multiply-accumulates
-as the transposed convolution, no more: ``s * ceil(K / s)`` taps per output channel against ``K``.
+(``ceil(K / s)`` taps, reversed because Conv correlates). Per output frame the rewrite does
+``s * ceil(K / s)`` multiply-accumulates per input and output channel where the transposed
+convolution does ``K`` (the same when ``K`` is a multiple of ``s``, as in HiFi-GAN and MelGAN), over
+``ceil(K / s) - 1`` more frames at the edge, which the crop drops.
 """
 from __future__ import annotations
 
