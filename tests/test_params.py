@@ -52,6 +52,33 @@ def test_stale_params_stops_with_how_to_fix(project, capsys):
     check_params(project)
 
 
+def test_a_passed_check_is_remembered_until_an_input_changes(project, monkeypatch):
+    from audiofootprint import params
+    from audiofootprint.paths import PARAMS_CHECKED
+
+    check_params(project)
+    assert not (project / PARAMS_CHECKED).exists()  # not a DVC project: nowhere to remember it
+    (project / ".dvc").mkdir()
+    check_params(project)
+    assert (project / PARAMS_CHECKED).read_text() == params.composition_fingerprint(project)
+    real_compose = params.compose_params
+    calls = []
+    monkeypatch.setattr(params, "compose_params", lambda *a, **k: calls.append(a) or real_compose(*a, **k))
+    check_params(project)
+    assert calls == []  # the same inputs: not composed again
+    (project / "vocoders").mkdir()
+    (project / "vocoders" / "mine.py").write_text("# a user's vocoder module\n")
+    check_params(project)
+    assert len(calls) == 1  # a new file of the project's vocoders/ package: composed again
+    survey = project / "conf" / "survey" / "default.yaml"
+    survey.write_text(survey.read_text().replace("first_year: 2016", "first_year: 2018"))
+    with pytest.raises(StaleParamsError, match="first_year"):
+        check_params(project)
+    with pytest.raises(StaleParamsError):  # a failed check is not remembered
+        check_params(project)
+    assert len(calls) == 3
+
+
 def test_overrides_are_recorded_and_rechecked(project):
     write_params(project, ["profile=ci"])
     params = yaml.safe_load((project / "params.yaml").read_text())

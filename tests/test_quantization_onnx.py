@@ -70,22 +70,25 @@ def test_each_scheme_changes_what_it_should():
     assert "MinMax calibration" in static.backend and "calibrated on 3 training-split mels of 40 frames" in static.notes
 
 
-def test_entropy_calibration_chooses_narrower_ranges_than_minmax(tmp_path):
+def test_entropy_calibration_chooses_narrower_ranges_than_minmax():
     """With 2048 histogram bins, Entropy clips rare extremes: some activation range is narrower than the
     min-max range of the same tensor (with quantize_static's own 128 bins, both were equal)."""
     from onnxruntime.quantization.calibrate import load_tensors_data
 
     from audiofootprint.quantization import onnx_schemes
+    from audiofootprint.vocoders.hifigan import HiFiGAN
 
-    model = small_hifigan()
+    torch.manual_seed(0)  # a HiFi-GAN of 8 weighted ops: Entropy's search over 2048 bins is per tensor
+    model = HiFiGAN(resblock="2", upsample_rates=(16, 16), upsample_kernel_sizes=(32, 32), upsample_initial_channel=32,
+                    resblock_kernel_sizes=(3,), resblock_dilation_sizes=((1, 2),), mel=MEL).for_inference()
     calibration = mels(model)
     with onnx_schemes._graphs(model, calibration, "cpu") as graphs:
+        assert len(graphs.weighted_nodes()) == 8
         before = graphs.fp32.read_bytes()
-        entropy = load_tensors_data(onnx_schemes._calibration_cache(graphs, calibration, "entropy"))
+        entropy = graphs.ranges("entropy", calibration)
         assert graphs.fp32.read_bytes() == before  # the float graph is read, not changed
-        minmax = graphs.folder / "minmax.onnx"
-        onnx_schemes._quantize_static(graphs, calibration, "minmax", graphs.weighted_nodes(), minmax)
-        ranges = load_tensors_data(graphs.folder / "calibration_minmax.json")
+        ranges = graphs.ranges("minmax", calibration)
+        assert load_tensors_data(graphs.folder / "calibration_minmax.json").data.keys() == ranges.data.keys()
     widths = {name: (float(np.ptp(np.asarray(entropy[name].range_value))),
                      float(np.ptp(np.asarray(ranges[name].range_value)))) for name in ranges.data}
     assert set(widths) == set(entropy.data)
@@ -95,6 +98,31 @@ def test_entropy_calibration_chooses_narrower_ranges_than_minmax(tmp_path):
     assert "Entropy calibration" in made.backend and snr_to(model, made.model, calibration.mels[0]) > 0
 
 
+@pytest.mark.parametrize("method", ["minmax", "percentile"])
+def test_in_memory_quantization_is_quantize_static(method, tmp_path):
+    """The search quantizes in memory (ONNX Runtime's QDQ quantizer on the shape-inferred graph, the
+    calibration ranges computed once): the same bytes as ``quantize_static`` with the same settings,
+    for one op and for all of them."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    from audiofootprint.quantization import onnx_schemes
+    from audiofootprint.quantization.base import CALIBRATION_METHODS
+
+    model = small_hifigan()
+    calibration = mels(model)
+    with onnx_schemes._graphs(model, calibration, "cpu") as graphs, onnx_schemes._quiet_onnxruntime():
+        nodes = graphs.weighted_nodes()
+        for chosen in (nodes[1:2], nodes):
+            out = tmp_path / "static.onnx"
+            quantize_static(str(graphs.fp32), str(out), onnx_schemes._Reader(calibration.mels),
+                            quant_format=QuantFormat.QDQ, per_channel=True,
+                            op_types_to_quantize=list(onnx_schemes.WEIGHTED_OPS), nodes_to_quantize=chosen,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHODS[method]))
+            in_memory = onnx_schemes._quantize_static(graphs, calibration, method, chosen)
+            assert in_memory.SerializeToString() == out.read_bytes()
+
+
 def test_histogram_calibration_takes_mels_of_different_lengths():
     model = small_hifigan()
     calibration = Calibration(mels(model, count=1, frames=40).mels + mels(model, count=1, frames=57).mels)
@@ -102,7 +130,7 @@ def test_histogram_calibration_takes_mels_of_different_lengths():
     assert "Percentile" in made.backend and snr_to(model, made.model, calibration.mels[0]) > 5
 
 
-def test_int8_weights_by_hand(tmp_path):
+def test_int8_weights_by_hand():
     """Each output channel of a conv weight: int8 codes and one scale, within half a step of the original."""
     weight = np.array([[[0.5, -1.0, 0.25]], [[2.0, 0.0, -0.1]]], dtype=np.float32)  # [out 2, in 1, k 3]
     graph = onnx.helper.make_graph(
@@ -110,10 +138,11 @@ def test_int8_weights_by_hand(tmp_path):
         [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 5])],
         [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 3])],
         [numpy_helper.from_array(weight, "w")])
-    source = tmp_path / "conv.onnx"
-    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), str(source))
-    assert int8_weights(source, tmp_path / "int8.onnx") == 1
-    stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(tmp_path / "int8.onnx")).graph.initializer}
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    assert int8_weights(model) == 1
+    onnx.checker.check_model(model)
+    assert [n.op_type for n in model.graph.node] == ["DequantizeLinear", "Conv"]
+    stored = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     np.testing.assert_allclose(stored["w_scale"], [1.0 / 127, 2.0 / 127], rtol=1e-6)
     np.testing.assert_array_equal(stored["w_int8"][0, 0], [64, -127, 32])  # 0.5 * 127 = 63.5 rounds to even 64
     np.testing.assert_array_equal(stored["w_int8"][1, 0], [127, 0, -6])  # -0.1 * 63.5 = -6.35

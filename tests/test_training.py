@@ -291,6 +291,24 @@ def test_training_record(resumed_runs, no_network):
     assert steps == [2, 4] and record["curve"][-1]["energy_j"] == pytest.approx(record["energy_j"])
 
 
+def test_without_resume_state_the_final_checkpoint_is_not_written(resumed_runs, corpus, tracker, tmp_path,
+                                                                    monkeypatch):
+    """The training stage's runs: checkpoints while the budget lasts, none once it is spent, and the
+    same generator as a run that keeps its resume state."""
+    from audiofootprint.training.loop import TrainingRun
+
+    root, _ = resumed_runs
+    saved_at, save = [], TrainingRun._save_checkpoint
+    monkeypatch.setattr(TrainingRun, "_save_checkpoint", lambda run: saved_at.append(run.state.step) or save(run))
+    plan = budget(4, 2048, batch_size=2, checkpoint_every=2, eval_points=2, eval_utterances=1, eval_max_seconds=0.5)
+    entry, model, section, _ = tiny("hifigan", seed=11)
+    train(entry, model, corpus, tmp_path, plan, tracker, seed=5, progress=False, training=section,
+          keep_resume_state=False)
+    assert saved_at == [2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [GENERATOR, RECORD]
+    assert (tmp_path / GENERATOR).read_bytes() == (root / "straight" / GENERATOR).read_bytes()
+
+
 def test_checkpoint_is_complete_and_written_atomically(resumed_runs):
     root, _ = resumed_runs
     for folder in ("straight", "resumed"):

@@ -29,6 +29,7 @@ from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import InterpolationResolutionError
 
 from audiofootprint import atomic, resolvers
+from audiofootprint.paths import DVC_DIR, PARAMS_CHECKED, USER_PACKAGE
 
 HEADER = (
     "# Generated from conf/ by `audiofootprint params --write` (make params).\n"
@@ -285,9 +286,16 @@ def check_params(root: str | Path) -> None:
     """Raise :class:`StaleParamsError` unless params.yaml holds what conf/ composes to.
 
     The values are compared, not the text: DVC's composition in ``dvc exp run`` writes the
-    same values without this module's header.
+    same values without this module's header. Every stage checks, and composing takes seconds:
+    a project whose inputs to the composition (:func:`composition_fingerprint`) are those of its
+    last passed check is not composed again (the fingerprint is kept in DVC's scratch folder,
+    :data:`~audiofootprint.paths.PARAMS_CHECKED`).
     """
     path = Path(root) / "params.yaml"
+    stamp = Path(root) / PARAMS_CHECKED
+    fingerprint = composition_fingerprint(root)
+    if stamp.is_file() and stamp.read_text(encoding="utf-8") == fingerprint:
+        return
     current = load_params(root)
     overrides = current.get("overrides") or []
     differing = differing_keys(current, compose_params(root, overrides))
@@ -303,3 +311,34 @@ def check_params(root: str | Path) -> None:
             + (f" {shown}" if shown else "")
             + "`) and run the pipeline again."
         )
+    if (Path(root) / DVC_DIR).is_dir():  # a DVC project: remember the check
+        try:
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_text(stamp, fingerprint)
+        except OSError:  # a read-only checkout checks every time
+            pass
+
+
+def composition_fingerprint(root: str | Path) -> str:
+    """sha256 of everything :func:`compose_params` reads: params.yaml, every file of conf/ and of
+    the project's own ``vocoders/`` package, audiofootprint's source, and the versions of Hydra and
+    OmegaConf."""
+    import hashlib
+
+    import hydra
+    import omegaconf
+
+    import audiofootprint
+
+    root = Path(root)
+    digest = hashlib.sha256(f"hydra {hydra.__version__} omegaconf {omegaconf.__version__}".encode())
+    package = Path(audiofootprint.__file__).parent
+    files = [(root / "params.yaml", "params.yaml")]
+    for base, label, pattern in ((root / "conf", "conf", "*"), (root / USER_PACKAGE, USER_PACKAGE, "*"),
+                                 (package, "audiofootprint", "*.py")):
+        files += [(file, f"{label}/{file.relative_to(base).as_posix()}")
+                  for file in sorted(base.rglob(pattern)) if file.is_file()]
+    for file, label in files:
+        digest.update(f"\0{label}\0".encode())
+        digest.update(file.read_bytes() if file.is_file() else b"(missing)")
+    return digest.hexdigest()

@@ -30,12 +30,17 @@ CARBON_ESTIMATES = CARBON_DIR / "tables/estimates.csv"
 #: codecarbon's own logs (the default of conf/energy's output_dir).
 CODECARBON_DIR = Path("results/codecarbon")
 NOTEBOOKS_DIR = Path("notebooks")
+#: The project folder (and import name) of researchers' own vocoder modules.
+USER_PACKAGE = "vocoders"
 REPORTS_DIR = Path("reports")
 SITE = REPORTS_DIR / "index.html"
 #: One rendered notebook per benchmarked model (stage model_report@NAME).
 MODEL_REPORTS_DIR = REPORTS_DIR / "vocoders"
 #: The studies' notebooks: stage NAME_report renders notebooks/NAME.py into reports/NAME.{ipynb,html}.
 STUDY_NOTEBOOKS = ("survey", "carbon", "benchmark", "quantize")
+#: The fingerprint of the project's last passed params check (params.check_params), in DVC's scratch folder.
+DVC_DIR = Path(".dvc")
+PARAMS_CHECKED = DVC_DIR / "tmp/audiofootprint/params-checked"
 
 
 def variant_record(name: str, scheme: str) -> Path:

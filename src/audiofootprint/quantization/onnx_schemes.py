@@ -23,6 +23,8 @@ with; on a CPU with AVX2 but no VNNI they can saturate, which the quality measur
 """
 from __future__ import annotations
 
+import copy
+import functools
 import logging
 import tempfile
 import time
@@ -47,7 +49,9 @@ WEIGHTED_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 
 class _Graphs:
-    """A scratch folder holding the model's exported float32 graph, pre-processed for quantization."""
+    """A scratch folder holding the model's exported float32 graph, pre-processed for quantization,
+    with what every quantization of it shares: the graph with its shapes inferred and the activation
+    ranges of each calibration method (:meth:`ranges`)."""
 
     def __init__(self, folder: Path, model: Vocoder, calibration: Calibration, device: str):
         from onnxruntime.quantization import quant_pre_process
@@ -70,8 +74,38 @@ class _Graphs:
         self.fp32_runner = self.runner(self.fp32)
         self.parity = max_abs_difference(model, self.fp32_runner, calibration.mels[0])
 
-    def runner(self, path: Path) -> OnnxVocoder:
-        return OnnxVocoder(path.read_bytes(), self.model.mel, convention_of(self.model), device=self.device)
+    def runner(self, graph: Path | onnx.ModelProto) -> OnnxVocoder:
+        """ONNX Runtime running ``graph`` (a file, or a graph in memory)."""
+        data = graph.read_bytes() if isinstance(graph, Path) else graph.SerializeToString()
+        return OnnxVocoder(data, self.model.mel, convention_of(self.model), device=self.device)
+
+    def float_graph(self) -> onnx.ModelProto:
+        """A copy of the float32 graph."""
+        return onnx.load(str(self.fp32))
+
+    @functools.cached_property
+    def inferred(self) -> onnx.ModelProto:
+        """The float32 graph with ONNX's shape inference applied, as ``quantize_static`` loads it."""
+        from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+
+        return load_model_with_shape_infer(self.fp32)
+
+    def ranges(self, method: str, calibration: Calibration):
+        """The activation ranges of ``method`` (ONNX Runtime's ``TensorsData``) on the calibration
+        mels: computed on the first call, kept in the scratch folder's calibration cache."""
+        from onnxruntime.quantization import CalibrationMethod
+        from onnxruntime.quantization.calibrate import create_calibrator, load_tensors_data, save_tensors_data
+
+        cache = self.folder / f"calibration_{method}.json"
+        if not cache.is_file():
+            options = {"num_bins": ENTROPY_BINS} if method == "entropy" else {}
+            calibrator = create_calibrator(self.fp32, list(WEIGHTED_OPS),
+                                           augmented_model_path=str(self.folder / "augmented.onnx"),
+                                           calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHODS[method]),
+                                           extra_options=options)
+            calibrator.collect_data(_Reader(calibration.mels))
+            save_tensors_data(calibrator.compute_data(), cache)
+        return load_tensors_data(cache)
 
     def weighted_nodes(self) -> list[str]:
         """Names of the graph's weighted ops (:data:`WEIGHTED_OPS`), in graph order."""
@@ -129,10 +163,11 @@ def ort_dynamic_int8(model: Vocoder, calibration: Calibration, device: str) -> Q
 def ort_weight_int8(model: Vocoder, calibration: Calibration, device: str) -> Quantized:
     """Every weighted op computing in float from int8-stored weights (W8A32): smaller, not faster."""
     with _graphs(model, calibration, device) as graphs, _quiet_onnxruntime():
-        converted = int8_weights(graphs.fp32, graphs.folder / "weight_int8.onnx")
+        graph = graphs.float_graph()
+        converted = int8_weights(graph)
         if not converted:
             raise NotApplicable("no float Conv, ConvTranspose or MatMul weight in the exported graph")
-        runner = graphs.runner(graphs.folder / "weight_int8.onnx")
+        runner = graphs.runner(graph)
         return Quantized(runner, f"int8 weights behind DequantizeLinear, float compute (audiofootprint."
                                  f"quantization.onnx_schemes.int8_weights); {runner.description()}",
                          [graphs.parity_note(), f"{converted} weights stored in int8, one scale per output channel"])
@@ -141,10 +176,8 @@ def ort_weight_int8(model: Vocoder, calibration: Calibration, device: str) -> Qu
 def _static(method: str):
     def scheme(model: Vocoder, calibration: Calibration, device: str) -> Quantized:
         with _graphs(model, calibration, device) as graphs, _quiet_onnxruntime():
-            out = graphs.folder / f"static_{method}.onnx"
             nodes = graphs.weighted_nodes()
-            _quantize_static(graphs, calibration, method, nodes, out)
-            runner = graphs.runner(out)
+            runner = graphs.runner(_quantize_static(graphs, calibration, method, nodes))
             return Quantized(runner, f"onnxruntime.quantization.quantize_static (QDQ, per-channel int8 weights, "
                                      f"uint8 activations, {CALIBRATION_METHODS[method]} calibration); "
                                      f"{runner.description()}",
@@ -155,43 +188,29 @@ def _static(method: str):
     return scheme
 
 
-def _quantize_static(graphs: _Graphs, calibration: Calibration, method: str, nodes: list[str], out: Path) -> None:
-    """Quantize ``nodes`` of the float graph into ``out``; the activation ranges are computed once per
-    method and kept in the scratch folder's calibration cache."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+def _quantize_static(graphs: _Graphs, calibration: Calibration, method: str, nodes: list[str]) -> onnx.ModelProto:
+    """``nodes`` of the float graph quantized as ``quantize_static`` does (QDQ, per-channel int8
+    weights, uint8 activations, the ranges of ``method``), in memory: ONNX Runtime's own QDQ
+    quantizer on a copy of the shape-inferred graph, so that the graph is not loaded, inferred and
+    saved again for each of the search's many variants (tests check the bytes against
+    ``quantize_static``'s)."""
+    from onnxruntime.quantization import QDQQuantizer, QuantType
 
     if not nodes:
         raise NotApplicable(f"no weighted op ({', '.join(WEIGHTED_OPS)}) in the exported graph")
-    cache = _calibration_cache(graphs, calibration, method)
-    reader = None if cache.is_file() else _Reader(calibration.mels)
-    quantize_static(str(graphs.fp32), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=True,
-                    op_types_to_quantize=list(WEIGHTED_OPS), nodes_to_quantize=nodes,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHODS[method]),
-                    calibration_cache_path=cache)
+    quantizer = QDQQuantizer(copy.deepcopy(graphs.inferred), per_channel=True, reduce_range=False,
+                             weight_qType=QuantType.QInt8, activation_qType=QuantType.QUInt8,
+                             tensors_range=graphs.ranges(method, calibration), nodes_to_quantize=list(nodes),
+                             nodes_to_exclude=[], op_types_to_quantize=list(WEIGHTED_OPS), extra_options={})
+    quantizer.quantize_model()
+    quantizer.model.topological_sort()  # as quantize_static's save does
+    return quantizer.model.model
 
 
 #: Histogram bins of the Entropy calibrator (TensorRT's entropy calibration uses 2048). quantize_static
 #: passes no bin count to its calibrator, whose default (128 bins, 128 quantized bins) leaves nothing to
-#: choose: Entropy then returns the min-max range. Its ranges are therefore computed here.
+#: choose: Entropy then returns the min-max range. Its ranges are therefore computed with these bins.
 ENTROPY_BINS = 2048
-
-
-def _calibration_cache(graphs: _Graphs, calibration: Calibration, method: str) -> Path:
-    """The scratch folder's calibration cache of ``method``: computed here with :data:`ENTROPY_BINS` for
-    Entropy; for the others, left for quantize_static to fill on its first call."""
-    from onnxruntime.quantization import CalibrationMethod
-    from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
-
-    cache = graphs.folder / f"calibration_{method}.json"
-    if method == "entropy" and not cache.is_file():
-        calibrator = create_calibrator(graphs.fp32, list(WEIGHTED_OPS),
-                                       augmented_model_path=str(graphs.folder / "augmented.onnx"),
-                                       calibrate_method=CalibrationMethod.Entropy,
-                                       extra_options={"num_bins": ENTROPY_BINS})
-        calibrator.collect_data(_Reader(calibration.mels))
-        save_tensors_data(calibrator.compute_data(), cache)
-    return cache
 
 
 class _Reader:
@@ -222,13 +241,12 @@ def _op_types(path: Path) -> set[str]:
 WEIGHT_OUTPUT_AXIS = {"Conv": 0, "ConvTranspose": 1, "MatMul": 1}
 
 
-def int8_weights(source: Path, target: Path) -> int:
-    """Store the float weights of ``source``'s weighted ops as int8 (symmetric, one scale per output
-    channel) behind a DequantizeLinear, so the op itself still computes in float (W8A32); write
-    ``target`` and return how many weights were converted. Weights already quantized are left."""
+def int8_weights(model: onnx.ModelProto) -> int:
+    """Store the float weights of ``model``'s weighted ops as int8 (symmetric, one scale per output
+    channel) behind a DequantizeLinear, so the op itself still computes in float (W8A32); the graph
+    is changed in place. Returns how many weights were converted; weights already quantized are left."""
     from onnx import helper, numpy_helper
 
-    model = onnx.load(str(source))
     graph = model.graph
     initializers = {t.name: t for t in graph.initializer}
     uses: dict[str, int] = {}
@@ -258,7 +276,6 @@ def int8_weights(source: Path, target: Path) -> int:
         converted += 1
     for position, node in enumerate(dequantize):
         graph.node.insert(position, node)
-    onnx.save(model, str(target))
     return converted
 
 
@@ -312,7 +329,7 @@ def ort_mixed_int8(model: Vocoder, calibration: Calibration, device: str) -> Qua
     with _graphs(model, calibration, device) as graphs, _quiet_onnxruntime():
         search = mixed_precision_search(graphs, calibration, budget)
         chosen = search["chosen"]
-        runner = graphs.runner(_mixed_graph(graphs, calibration, budget.method, chosen, graphs.folder / "mixed.onnx"))
+        runner = graphs.runner(_mixed_graph(graphs, calibration, budget.method, chosen))
         kept = len(search["order"]) - len(chosen)
         return Quantized(runner, f"mixed int8 (onnxruntime QDQ, {CALIBRATION_METHODS[budget.method]} calibration, "
                                  f"ops chosen by measured damage); {runner.description()}",
@@ -345,9 +362,7 @@ def mixed_precision_search(graphs: _Graphs, calibration: Calibration, budget: Mi
     float_outputs = [_waveform(graphs.fp32_runner, mel) for mel in probes]
     damage = []
     for node in graphs.weighted_nodes():
-        out = graphs.folder / "one.onnx"
-        _quantize_static(graphs, calibration, budget.method, [node], out)
-        runner = graphs.runner(out)
+        runner = graphs.runner(_quantize_static(graphs, calibration, budget.method, [node]))
         outputs = [_waveform(runner, mel) for mel in probes]
         damage.append({"op": node,
                        "mrstft_to_fp32": float(np.mean([quality.mrstft(f, o, rate) for f, o in zip(float_outputs, outputs)])),
@@ -366,7 +381,7 @@ def mixed_precision_search(graphs: _Graphs, calibration: Calibration, budget: Mi
     curve: list[dict] = []
 
     def within(ops: list[str]) -> bool:
-        runner = graphs.runner(_mixed_graph(graphs, calibration, budget.method, ops, graphs.folder / "candidate.onnx"))
+        runner = graphs.runner(_mixed_graph(graphs, calibration, budget.method, ops))
         score = _quality(runner, search, budget.metric, rate)
         point = {"ops_quantized": len(ops), "size_bytes": runner.artifact_bytes(), budget.metric: score,
                  f"delta_{budget.metric}": score - reference, "within_budget": budget.allows(score - reference)}
@@ -399,15 +414,12 @@ def add_while_within(order: list[str], block: int, within: Callable[[list[str]],
     return chosen
 
 
-def _mixed_graph(graphs: _Graphs, calibration: Calibration, method: str, ops: list[str], out: Path) -> Path:
+def _mixed_graph(graphs: _Graphs, calibration: Calibration, method: str, ops: list[str]) -> onnx.ModelProto:
     """``ops`` in static int8 (weights and activations), every other weighted op computing in float
-    from int8-stored weights (:func:`int8_weights`); written to ``out``."""
-    partly = graphs.fp32
-    if ops:
-        partly = graphs.folder / "static_part.onnx"
-        _quantize_static(graphs, calibration, method, ops, partly)
-    int8_weights(partly, out)
-    return out
+    from int8-stored weights (:func:`int8_weights`)."""
+    graph = _quantize_static(graphs, calibration, method, ops) if ops else graphs.float_graph()
+    int8_weights(graph)
+    return graph
 
 
 def _search_set(calibration: Calibration, budget: MixedBudget) -> list[tuple[torch.Tensor, np.ndarray]]:

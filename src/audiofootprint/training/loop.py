@@ -203,7 +203,7 @@ def _no_training(entry: zoo.ZooEntry, model: Vocoder, out_dir: Path) -> dict:
 def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, out_dir: str | Path,
           budget: Budget | Mapping, tracker_settings: TrackerSettings | object, device: str = "cpu",
           seed: int = 0, progress: bool = True, training: Mapping | None = None,
-          model_overrides: Mapping | None = None) -> dict:
+          model_overrides: Mapping | None = None, keep_resume_state: bool = True) -> dict:
     """Train ``model`` (the zoo ``entry``'s vocoder) on ``corpus_dir``; return the training record.
 
     ``model`` must have been built with the corpus' sample rate (e.g.
@@ -212,6 +212,8 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
     :class:`~audiofootprint.training.config.Budget` or a mapping of its fields (a profile's
     ``train`` section). ``tracker_settings``: :class:`TrackerSettings`, or an open codecarbon
     tracker to reuse. ``training`` replaces the entry's ``training`` section (tests, experiments).
+``keep_resume_state=False`` deletes the checkpoint once the budget is spent instead of writing
+the final one (the training stage keeps only the generator and the record).
 
     Raises :class:`~audiofootprint.training.config.SharedTrainingError` for an entry that shares
     another's training (``shares_training_with``), and :class:`~audiofootprint.vocoders.zoo.ConfigError`
@@ -231,7 +233,7 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
     if section.get("objective", "none") == "none":
         return _no_training(entry, model, out_dir)
     return TrainingRun(entry, model, corpus_dir, out_dir, budget, section, torch.device(device), seed).run(
-        tracker_settings, progress)
+        tracker_settings, progress, keep_resume_state)
 
 
 class TrainingRun:
@@ -383,8 +385,10 @@ class TrainingRun:
         self.bar.set_postfix(self._postfix(losses), refresh=False)
 
     # -- the run --------------------------------------------------------------------------------
-    def run(self, tracker_settings: TrackerSettings | object, progress: bool = True) -> dict:
-        """Train until the budget is spent; write the generator and the record; return the record."""
+    def run(self, tracker_settings: TrackerSettings | object, progress: bool = True,
+            keep_resume_state: bool = True) -> dict:
+        """Train until the budget is spent; write the generator and the record (and the final
+        checkpoint, or with ``keep_resume_state=False`` delete it); return the record."""
         from tqdm.auto import tqdm
 
         self.tracker = tracker_settings if hasattr(tracker_settings, "start_task") else open_tracker(tracker_settings)
@@ -408,7 +412,7 @@ class TrainingRun:
             # the final evaluation (unless this step was evaluated already)
             if budget.eval_points and (not state.history or state.history[-1]["step"] != state.step):
                 self._evaluate()
-            if self.dirty:
+            if self.dirty and keep_resume_state:
                 self._save_checkpoint()
             atomic.write_torch(self.out_dir / GENERATOR, _to_cpu(self.model.state_dict_for_checkpoint()))
         except Exception as error:
@@ -417,6 +421,8 @@ class TrainingRun:
             self.bar.close()
         record = self._record()
         TrainingRecord(record).write(self.out_dir / TrainingRecord.FILE)
+        if not keep_resume_state:  # only once the generator and the record are written
+            self.checkpoint_path.unlink(missing_ok=True)
         return record
 
     def _wall_seconds(self) -> float:

@@ -110,8 +110,7 @@ def train_model(root: str | Path, name: str, params: dict) -> TrainingRecord:
     model = zoo.build_for_corpus(entry, int(params["corpus"]["sample_rate"]))
     try:
         record = train(entry, model, root / CORPUS_DIR, out, profile["train"], setup.tracker,
-                       device=setup.device, seed=setup.seed, progress=True)
-        (out / CHECKPOINT).unlink(missing_ok=True)  # finished: the resume state is not an output
+                       device=setup.device, seed=setup.seed, progress=True, keep_resume_state=False)
         return TrainingRecord(record, out / TrainingRecord.FILE)
     except TrainingFailed as failure:  # during training: what it spent until then is recorded
         return _failed(out, name, failure.error, failure.progress)

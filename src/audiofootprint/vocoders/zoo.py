@@ -23,7 +23,9 @@ not fit the corpus) raises :class:`ConfigError` naming the file and the key.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
+import io
 import inspect
 import re
 import sys
@@ -37,6 +39,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from audiofootprint.failures import first_line
+from audiofootprint.paths import USER_PACKAGE
 from audiofootprint.vocoders.base import MelSettings, MelSettingsError, Vocoder
 from audiofootprint.vocoders.weights import WeightsSpec, check_format, spec_of
 
@@ -47,8 +50,6 @@ KNOWN = (*REQUIRED, "features", "grid", "weights", "training", "benchmark", "mea
 ALL = "all"
 #: The optional sections read once with the file (:func:`section`); ``weights`` becomes ``ZooEntry.weights``.
 SECTIONS = ("training", "benchmark", "measure")
-#: The project folder (and import name) of researchers' own vocoder modules.
-USER_PACKAGE = "vocoders"
 
 
 class ConfigError(ValueError):
@@ -96,10 +97,16 @@ def config_paths(root: str | Path) -> dict[str, Path]:
 
 
 def load_entry(path: str | Path) -> ZooEntry:
-    """Read and check one vocoder configuration file."""
+    """Read and check one vocoder configuration file (parsed once per process for the same text:
+    composing the parameters reads every file several times)."""
     path = Path(path)
+    return _parse_entry(path, path.read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_entry(path: Path, text: str) -> ZooEntry:
     try:
-        cfg = OmegaConf.load(path)
+        cfg = OmegaConf.load(io.StringIO(text))
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         at = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
