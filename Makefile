@@ -10,7 +10,7 @@ PROFILE ?= default
 PARAMS_OVERRIDES ?= $(if $(filter-out default,$(PROFILE)),profile=$(PROFILE))
 # Parallel test workers (pytest-xdist): one per core, at most 4 (TEST_WORKERS=0 runs in one process).
 TEST_WORKERS ?= $(shell n=$$(nproc); echo $$(( n < 4 ? n : 4 )))
-PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1

@@ -55,6 +55,8 @@ def write_survey(path: Path, rows: list[dict]) -> Path:
 
 #: Session-scoped runs that many modules share: under pytest-xdist each is built on one worker only.
 SHARED_RUNS = ("benchmarked", "reproduced")
+#: The test groups that take longest (`make test` lists the slowest steps), scheduled first.
+LONGEST_GROUPS = (*SHARED_RUNS, "test_reliability_kill", "test_training", "test_jobs")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -67,12 +69,17 @@ def pytest_collection_modifyitems(config, items):
     alone. The suffix is therefore set here, where a worker collects for ``--dist loadgroup``."""
     from _pytest.nodeid import NodeId
 
+    groups = {}
     for item in items:
         shared = [name for name in SHARED_RUNS if name in item.fixturenames]
-        group = shared[0] if shared else item.module.__name__
+        group = groups[item] = shared[0] if shared else item.module.__name__
         item.add_marker(pytest.mark.xdist_group(group))
         if getattr(config.option, "loadgroup", False) and "@" not in item.nodeid:
             item._id = NodeId.parse(f"{item.nodeid}@{group}")
+    # longest first: xdist hands out groups in collection order, so a long group collected late would
+    # run alone at the end while the other workers wait
+    items.sort(key=lambda item: LONGEST_GROUPS.index(groups[item]) if groups[item] in LONGEST_GROUPS
+               else len(LONGEST_GROUPS))
 
 
 @pytest.fixture

@@ -309,6 +309,21 @@ def test_without_resume_state_the_final_checkpoint_is_not_written(resumed_runs, 
     assert (tmp_path / GENERATOR).read_bytes() == (root / "straight" / GENERATOR).read_bytes()
 
 
+def test_checkpoints_are_written_when_due_not_after_every_evaluation(corpus, tracker, tmp_path, monkeypatch):
+    """Evaluations at steps 2 and 4 and at the end (6), a checkpoint every 4 steps: checkpoints at 4 and
+    at the end only (an evaluation ends a measured stretch, but a checkpoint is written when one is due)."""
+    from audiofootprint.training.loop import TrainingRun
+
+    saved_at, save = [], TrainingRun._save_checkpoint
+    monkeypatch.setattr(TrainingRun, "_save_checkpoint", lambda run: saved_at.append(run.state.step) or save(run))
+    entry, model, section, segment = tiny("diffwave")
+    record = train(entry, model, corpus, tmp_path, budget(6, segment, checkpoint_every=4, eval_points=3,
+                                                           eval_utterances=1, eval_max_seconds=0.5),
+                   tracker, seed=1, progress=False, training=section)
+    assert [point["step"] for point in record["curve"]] == [2, 4, 6]
+    assert saved_at == [4, 6]
+
+
 def test_checkpoint_is_complete_and_written_atomically(resumed_runs):
     root, _ = resumed_runs
     for folder in ("straight", "resumed"):

@@ -273,6 +273,7 @@ class TrainingRun:
         else:
             torch.manual_seed(seed)
             self.state, self.dirty = RunState(), True  # dirty: progress not yet in the checkpoint
+        self.checkpointed_at = self.state.seconds  # training seconds when the checkpoint was written
 
     def _resumed(self) -> RunState:
         saved = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
@@ -293,13 +294,18 @@ class TrainingRun:
         n, state = self.budget.eval_points, self.state
         return state.evals_done < n - 1 and self.budget.progress(state.step, at_seconds) >= (state.evals_done + 1) / n
 
+    def _checkpoint_due(self, seconds_now: float) -> bool:
+        """Whether a checkpoint is due: every ``checkpoint_every`` steps, or ``checkpoint_every_s`` seconds
+        of training after the last one (an evaluation alone writes none)."""
+        budget = self.budget
+        return (bool(budget.checkpoint_every and self.state.step % budget.checkpoint_every == 0)
+                or bool(budget.checkpoint_every_s and seconds_now - self.checkpointed_at >= budget.checkpoint_every_s))
+
     def _stretch_ends(self, seconds_now: float) -> bool:
         """Whether the stretch of steps ends here: the budget spent, a checkpoint or an evaluation due."""
-        budget, step = self.budget, self.state.step
-        return (step >= budget.max_steps or seconds_now >= budget.max_seconds
-                or bool(budget.checkpoint_every and step % budget.checkpoint_every == 0)
-                or bool(budget.checkpoint_every_s and seconds_now - self.state.seconds >= budget.checkpoint_every_s)
-                or self._intermediate_due(seconds_now))
+        budget = self.budget
+        return (self.state.step >= budget.max_steps or seconds_now >= budget.max_seconds
+                or self._checkpoint_due(seconds_now) or self._intermediate_due(seconds_now))
 
     # -- measured work --------------------------------------------------------------------------
     def _measured(self, task: str, work, total: EnergyTotal) -> float:
@@ -407,7 +413,7 @@ class TrainingRun:
                 while self._intermediate_due(state.seconds) and not self.done():
                     state.evals_done += 1
                     self._evaluate()
-                if not self.done():
+                if not self.done() and self._checkpoint_due(state.seconds):
                     self._save_checkpoint()
             # the final evaluation (unless this step was evaluated already)
             if budget.eval_points and (not state.history or state.history[-1]["step"] != state.step):
@@ -434,7 +440,7 @@ class TrainingRun:
                  **self.state.as_checkpoint(), "rng": _rng_state(self.device), "budget": self.budget.as_dict(),
                  "wall_seconds": self.state.wall_before + self._wall_seconds()}
         atomic.write_torch(self.checkpoint_path, saved)
-        self.dirty = False
+        self.dirty, self.checkpointed_at = False, self.state.seconds
 
     def _evaluation_spent(self) -> dict:
         state = self.state
