@@ -90,8 +90,9 @@ display(shown.set_index(["model", "scheme"]).round(3))
 
 # %% [markdown]
 # ## Engines: torch against ONNX Runtime
-# The same float32 weights on each engine (`fp32`, `ort_fp32`: the exported graph's largest
-# difference to torch's output is in the variant's notes), then the best int8 variant of each
+# The same float32 weights on each engine (`fp32`, and `ort_fp32` where the run has it, as profile
+# `full` does: the exported graph's largest difference to torch's output is in the variant's
+# notes), then the best int8 variant of each
 # engine within 0.1 of float32's quality (converged models only). Speed-ups and energy ratios are
 # against torch float32; both engines ran with the profile's threads.
 

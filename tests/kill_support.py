@@ -69,7 +69,7 @@ def _descendants(pid: int) -> list[psutil.Process]:
 
 class StageClock:
     """Measures how long each ``audiofootprint`` stage process started under ``pid`` lives
-    (first seen to gone), by its arguments: ``durations[("train", "hifigan_v3")]``."""
+    (first seen to gone), by its arguments: ``durations[("train", "melgan")]``."""
 
     def __init__(self, pid: int):
         self.pid = pid
