@@ -20,7 +20,7 @@ export PYTHONHASHSEED := 0
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-compile -r requirements.lock 2>&1 | grep -v "^WARNING: Location"; test $${PIPESTATUS[0]} -eq 0
+	$(BIN)/python -m pip install --quiet -r requirements.lock 2>&1 | grep -v "^WARNING: Location"; test $${PIPESTATUS[0]} -eq 0
 	$(BIN)/python -m pip install --quiet --no-deps -e . 2>&1 | grep -v "^WARNING: Location"; test $${PIPESTATUS[0]} -eq 0
 	touch $@
 
