@@ -111,7 +111,8 @@ def test_quantization_selections(root):
 
 def test_profile_scope_chooses_what_the_run_covers(root):
     """The default profile covers a part of the study; `full` is the same profile over the whole zoo and
-    every scheme of the registry; a scheme the registry does not know is refused by name."""
+    every scheme of the registry, its converged models scored on the whole test split; a scheme the
+    registry does not know is refused by name."""
     from audiofootprint.quantization.registry import SCHEMES
     from audiofootprint.vocoders.zoo import config_paths, selection
 
@@ -122,6 +123,10 @@ def test_profile_scope_chooses_what_the_run_covers(root):
     assert "fp32" in scope["quantize_schemes"] and sorted(full["benchmark"]["models"]) == every
     assert full["quantize"]["schemes"] == list(SCHEMES) and full["quantize"]["models"] == ["hifigan_v1_ljspeech",
                                                                                          "hifigan_v1_universal"]
+    assert full["profile"]["benchmark"]["converged"] == {"test_utterances": None, "max_test_seconds": None}
+    assert default["profile"]["benchmark"]["converged"]["max_test_seconds"] == 45.0
+    for profile in (default, full):
+        profile["profile"]["benchmark"].pop("converged")
     same = {key: value for key, value in full["profile"].items() if key not in ("name", "scope")}
     assert same == {key: value for key, value in default["profile"].items() if key not in ("name", "scope")}
     with pytest.raises(ValueError, match="profile.scope.models_left_out names 'wavenet', not in conf/vocoder/"):

@@ -221,8 +221,9 @@ def test_converged_models_are_scored_on_the_whole_test_split(entries):
     assert scoring_limits(profile, entries["diffwave_50"], True) == {"test_utterances": 1, "max_test_seconds": 2.0}
 
 
-def test_default_profile_scores_converged_models_on_all_18_test_utterances(tmp_path):
-    """The default corpus' test split, scored whole: 18 utterances (about 2.4 minutes)."""
+def test_converged_models_are_scored_on_the_whole_test_split_in_full_and_its_first_5_by_default(tmp_path):
+    """The default corpus' test split: scored whole in profile full (18 utterances, about 2.4 minutes); the
+    default profile takes its first 5 (41 s: the sixth alone lasts 72 s), the quantization study's set."""
     from audiofootprint.evaluate import utterances_within
     from audiofootprint.corpus import ALLISON_DIR, build_corpus
     from audiofootprint.params import compose_params
@@ -233,11 +234,15 @@ def test_default_profile_scores_converged_models_on_all_18_test_utterances(tmp_p
     cfg = params["corpus"]
     build_corpus(cfg["source_dir"], tmp_path / "corpus", int(cfg["sample_rate"]), min_seconds=float(cfg["min_seconds"]),
                  loudness_lufs=float(cfg["loudness_lufs"]), split=tuple(cfg["split"]), include=cfg.get("include"))
-    chosen = utterances_within(tmp_path / "corpus", scoring_limits(params["profile"], None, True))
+    full = compose_params(ROOT, ["profile=full"])["profile"]
+    chosen = utterances_within(tmp_path / "corpus", scoring_limits(full, None, True))
     seconds = sum(wave.shape[-1] / rate for _, wave, rate in chosen)
     assert len(chosen) == 18 and 140 < seconds < 150
+    default = utterances_within(tmp_path / "corpus", scoring_limits(params["profile"], None, True))
+    assert [u[0] for u in default] == [u[0] for u in chosen[:5]]
+    assert 40 < sum(wave.shape[-1] / rate for _, wave, rate in default) < 42
     budget = utterances_within(tmp_path / "corpus", scoring_limits(params["profile"], None, False))
-    assert len(budget) < len(chosen)
+    assert len(budget) < len(default)
 
 
 def test_a_profile_and_a_model_meet_by_one_rule_the_smaller_limit_wins(entries):
