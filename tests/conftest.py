@@ -76,8 +76,8 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.xdist_group(group))
         if getattr(config.option, "loadgroup", False) and "@" not in item.nodeid:
             item._id = NodeId.parse(f"{item.nodeid}@{group}")
-    # longest first: xdist hands out groups in collection order, so a long group collected late would
-    # run alone at the end while the other workers wait
+    # longest first: xdist hands out groups in collection order (with --no-loadscope-reorder, as
+    # `make test` runs it), so a long group collected late would run alone while the others wait
     items.sort(key=lambda item: LONGEST_GROUPS.index(groups[item]) if groups[item] in LONGEST_GROUPS
                else len(LONGEST_GROUPS))
 

@@ -12,7 +12,7 @@ lifetime measured when the base project ran, in the same session; a kill that fi
 already gone is retried once at the same fraction of the lifetime just seen, and fails the case if
 it misses again (an uninterrupted run is not counted as a kill survived).
 
-Only one case runs by default (a training killed: about 70 s); the others are ``slow``.
+Only one case runs by default (a training killed: about a minute); the others are ``slow``.
 
 Projects: ``trained`` (the ci profile; corpus and train@melgan run) for the training's kills,
 ``pipeline`` (its copy with the whole pipeline run: griffinlim_32 and melgan benchmarked,

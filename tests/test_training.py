@@ -291,15 +291,20 @@ def test_training_record(resumed_runs, no_network):
     assert steps == [2, 4] and record["curve"][-1]["energy_j"] == pytest.approx(record["energy_j"])
 
 
-def test_without_resume_state_the_final_checkpoint_is_not_written(resumed_runs, corpus, tracker, tmp_path,
-                                                                    monkeypatch):
-    """The training stage's runs: checkpoints while the budget lasts, none once it is spent, and the
-    same generator as a run that keeps its resume state."""
+@pytest.fixture
+def saved_at(monkeypatch) -> list[int]:
+    """The steps at which the runs of a test write their checkpoint, in order."""
     from audiofootprint.training.loop import TrainingRun
 
+    steps, save = [], TrainingRun._save_checkpoint
+    monkeypatch.setattr(TrainingRun, "_save_checkpoint", lambda run: steps.append(run.state.step) or save(run))
+    return steps
+
+
+def test_without_resume_state_the_final_checkpoint_is_not_written(resumed_runs, corpus, tracker, tmp_path, saved_at):
+    """The training stage's runs: checkpoints while the budget lasts, none once it is spent, and the
+    same generator as a run that keeps its resume state."""
     root, _ = resumed_runs
-    saved_at, save = [], TrainingRun._save_checkpoint
-    monkeypatch.setattr(TrainingRun, "_save_checkpoint", lambda run: saved_at.append(run.state.step) or save(run))
     plan = budget(4, 2048, batch_size=2, checkpoint_every=2, eval_points=2, eval_utterances=1, eval_max_seconds=0.5)
     entry, model, section, _ = tiny("hifigan", seed=11)
     train(entry, model, corpus, tmp_path, plan, tracker, seed=5, progress=False, training=section,
@@ -309,13 +314,9 @@ def test_without_resume_state_the_final_checkpoint_is_not_written(resumed_runs, 
     assert (tmp_path / GENERATOR).read_bytes() == (root / "straight" / GENERATOR).read_bytes()
 
 
-def test_checkpoints_are_written_when_due_not_after_every_evaluation(corpus, tracker, tmp_path, monkeypatch):
+def test_checkpoints_are_written_when_due_not_after_every_evaluation(corpus, tracker, tmp_path, saved_at):
     """Evaluations at steps 2 and 4 and at the end (6), a checkpoint every 4 steps: checkpoints at 4 and
     at the end only (an evaluation ends a measured stretch, but a checkpoint is written when one is due)."""
-    from audiofootprint.training.loop import TrainingRun
-
-    saved_at, save = [], TrainingRun._save_checkpoint
-    monkeypatch.setattr(TrainingRun, "_save_checkpoint", lambda run: saved_at.append(run.state.step) or save(run))
     entry, model, section, segment = tiny("diffwave")
     record = train(entry, model, corpus, tmp_path, budget(6, segment, checkpoint_every=4, eval_points=3,
                                                            eval_utterances=1, eval_max_seconds=0.5),

@@ -336,8 +336,8 @@ def composition_fingerprint(root: str | Path) -> str:
     files = [(root / "params.yaml", "params.yaml")]
     for base, label, pattern in ((root / "conf", "conf", "*"), (root / USER_PACKAGE, USER_PACKAGE, "*"),
                                  (package, "audiofootprint", "*.py")):
-        files += [(file, f"{label}/{file.relative_to(base).as_posix()}")
-                  for file in sorted(base.rglob(pattern)) if file.is_file()]
+        files += [(file, f"{label}/{file.relative_to(base).as_posix()}") for file in sorted(base.rglob(pattern))
+                  if file.is_file() and "__pycache__" not in file.parts]  # bytecode comes and goes with imports
     for file, label in files:
         digest.update(f"\0{label}\0".encode())
         digest.update(file.read_bytes() if file.is_file() else b"(missing)")

@@ -38,8 +38,9 @@ SITE = REPORTS_DIR / "index.html"
 MODEL_REPORTS_DIR = REPORTS_DIR / "vocoders"
 #: The studies' notebooks: stage NAME_report renders notebooks/NAME.py into reports/NAME.{ipynb,html}.
 STUDY_NOTEBOOKS = ("survey", "carbon", "benchmark", "quantize")
-#: The fingerprint of the project's last passed params check (params.check_params), in DVC's scratch folder.
+#: DVC's folder in the project.
 DVC_DIR = Path(".dvc")
+#: The fingerprint of the project's last passed params check (params.check_params), in DVC's scratch folder.
 PARAMS_CHECKED = DVC_DIR / "tmp/audiofootprint/params-checked"
 
 

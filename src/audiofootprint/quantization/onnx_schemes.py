@@ -57,6 +57,7 @@ class _Graphs:
         from onnxruntime.quantization import quant_pre_process
 
         self.folder, self.model, self.device = folder, model, device
+        self._ranges: dict = {}  # calibration method -> its TensorsData (ranges)
         try:
             graph = export_onnx(model, calibration.mels[0])
         except ExportError as error:
@@ -92,10 +93,12 @@ class _Graphs:
 
     def ranges(self, method: str, calibration: Calibration):
         """The activation ranges of ``method`` (ONNX Runtime's ``TensorsData``) on the calibration
-        mels: computed on the first call, kept in the scratch folder's calibration cache."""
+        mels: computed on the first call, kept in the scratch folder's calibration cache and in memory."""
         from onnxruntime.quantization import CalibrationMethod
         from onnxruntime.quantization.calibrate import create_calibrator, load_tensors_data, save_tensors_data
 
+        if method in self._ranges:
+            return self._ranges[method]
         cache = self.folder / f"calibration_{method}.json"
         if not cache.is_file():
             options = {"num_bins": ENTROPY_BINS} if method == "entropy" else {}
@@ -105,7 +108,8 @@ class _Graphs:
                                            extra_options=options)
             calibrator.collect_data(_Reader(calibration.mels))
             save_tensors_data(calibrator.compute_data(), cache)
-        return load_tensors_data(cache)
+        self._ranges[method] = load_tensors_data(cache)
+        return self._ranges[method]
 
     def weighted_nodes(self) -> list[str]:
         """Names of the graph's weighted ops (:data:`WEIGHTED_OPS`), in graph order."""

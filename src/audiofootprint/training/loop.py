@@ -212,8 +212,8 @@ def train(entry: zoo.ZooEntry, model: Vocoder | None, corpus_dir: str | Path, ou
     :class:`~audiofootprint.training.config.Budget` or a mapping of its fields (a profile's
     ``train`` section). ``tracker_settings``: :class:`TrackerSettings`, or an open codecarbon
     tracker to reuse. ``training`` replaces the entry's ``training`` section (tests, experiments).
-``keep_resume_state=False`` deletes the checkpoint once the budget is spent instead of writing
-the final one (the training stage keeps only the generator and the record).
+    ``keep_resume_state=False`` deletes the checkpoint once the budget is spent instead of writing
+    the final one (the training stage keeps only the generator and the record).
 
     Raises :class:`~audiofootprint.training.config.SharedTrainingError` for an entry that shares
     another's training (``shares_training_with``), and :class:`~audiofootprint.vocoders.zoo.ConfigError`

@@ -387,15 +387,15 @@ def plan_quantization(root: str | Path, models: str | list[str], benchmark_plan:
             return "is not in benchmark.models"
         if benchmark_plan[name]["trained_by"] != name:
             return f"reuses {benchmark_plan[name]['trained_by']}'s weights: quantize that model instead"
-        config = OmegaConf.load(paths[name])
-        if config.get("weights") is None and ((config.get("training") or {}).get("objective") or "none") == "none":
+        entry = load_entry(paths[name])
+        if entry.weights is None and (section(entry, "training").get("objective") or "none") == "none":
             return "has no weights (no weights section, and training.objective is none)"
         return None
 
     if models in ("all", "pretrained"):
         chosen = [name for name in benchmark_plan if reason_to_skip(name) is None]
         if models == "pretrained":
-            chosen = [name for name in chosen if OmegaConf.load(paths[name]).get("weights") is not None]
+            chosen = [name for name in chosen if load_entry(paths[name]).weights is not None]
         return chosen
     if isinstance(models, str):
         raise ConfigError(f"quantize.models: {models!r} is not a selection: use ${{quantizable:all}}, "
